@@ -1,0 +1,1 @@
+"""Reproductions of the published comparisons of image priors against robust weights."""

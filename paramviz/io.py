@@ -1,0 +1,77 @@
+"""Files in and out: atomic writes and image reading/writing.
+
+Every file paramviz writes goes through :func:`atomic_path`, so a failed or interrupted command
+never leaves a half-written file that looks valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from paramviz.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_image(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
+
+    EXIF orientation is applied, greyscale is repeated to RGB, alpha is composited on white.
+    ``size`` resizes so that the longer side is ``size`` pixels, keeping the aspect ratio.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"cannot read image {path}: {err}") from None
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    img = img.convert("RGB")
+    if size is not None:
+        scale = size / max(img.size)
+        new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        if new != img.size:
+            img = img.resize(new, Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float image → uint8, rounding and clipping."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) image in [0, 1] as PNG, atomically."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, to_uint8(image), extension=".png")
+    return path

@@ -1,0 +1,1 @@
+"""Differentiable, jit-compatible image transforms (the priors); depends on jax only."""
