@@ -1,0 +1,184 @@
+"""Downloads from a local HTTP server: checksums, resuming with Range, servers ignoring Range."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from paramviz import paths
+from paramviz.errors import UserError
+from weights import registry
+from weights.download import fetch, part_path
+
+PAYLOAD = random.Random(0).randbytes(300_000)
+DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@dataclasses.dataclass
+class FileServer:
+    """Serves PAYLOAD; records every request's Range header and how many body bytes it sent."""
+
+    payload: bytes = PAYLOAD
+    honour_range: bool = True
+    cut_after: int | None = None  # close the connection after this many body bytes, once
+    ranges: list = dataclasses.field(default_factory=list)
+    bytes_sent: list = dataclasses.field(default_factory=list)
+
+
+def _handler(state: FileServer):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if not self.path.endswith("/tiny.pth"):
+                self.send_error(404)
+                return
+            asked = self.headers.get("Range")
+            state.ranges.append(asked)
+            start = 0
+            if asked and state.honour_range:
+                start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1))
+                if start >= len(state.payload):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(state.payload)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                end = len(state.payload) - 1
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(state.payload)}")
+            else:
+                self.send_response(200)
+            body = state.payload[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if state.cut_after is not None:
+                body, state.cut_after = body[: state.cut_after], None
+            self.wfile.write(body)
+            state.bytes_sent.append(len(body))
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@contextlib.contextmanager
+def serve(state: FileServer):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def entry_for(base_url: str, sha256: str | None = DIGEST) -> registry.WeightsEntry:
+    return dataclasses.replace(
+        registry.get("resnet18"), name="tiny", url=f"{base_url}/files/tiny.pth", sha256=sha256
+    )
+
+
+@pytest.mark.parametrize("expected", [DIGEST, DIGEST[:8]], ids=["full-sha256", "prefix"])
+def test_fetch_writes_verified_file_and_no_part(tmp_path, expected):
+    state = FileServer()
+    with serve(state) as url:
+        path = fetch(entry_for(url, expected), tmp_path, progress=False)
+    assert path == tmp_path / "tiny.pth"
+    assert path.read_bytes() == PAYLOAD
+    assert not part_path(path).exists()
+    assert state.ranges == [None]
+
+
+def test_default_destination_is_the_downloads_cache():
+    with serve(FileServer()) as url:
+        path = fetch(entry_for(url), progress=False)
+    assert path.parent == paths.downloads_dir()
+
+
+def test_bad_hash_leaves_neither_file_nor_part(tmp_path):
+    with serve(FileServer()) as url, pytest.raises(UserError, match="checksum mismatch"):
+        fetch(entry_for(url, "0" * 64), tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_download_resumes_from_part_file(tmp_path):
+    cut = 100_000
+    with serve(FileServer(cut_after=cut)) as url, pytest.raises(UserError, match="again to resume"):
+        fetch(entry_for(url), tmp_path, progress=False)
+    final = tmp_path / "tiny.pth"
+    assert not final.exists()
+    assert part_path(final).read_bytes() == PAYLOAD[:cut]
+
+    state = FileServer()
+    with serve(state) as url:
+        path = fetch(entry_for(url), tmp_path, progress=False)
+    assert state.ranges == [f"bytes={cut}-"]
+    assert state.bytes_sent == [len(PAYLOAD) - cut]
+    assert path.read_bytes() == PAYLOAD
+    assert not part_path(final).exists()
+
+
+def test_server_ignoring_range_restarts_from_zero(tmp_path, caplog):
+    final = tmp_path / "tiny.pth"
+    part_path(final).write_bytes(b"stale bytes that must not survive")
+    state = FileServer(honour_range=False)
+    with serve(state) as url, caplog.at_level(logging.WARNING):
+        path = fetch(entry_for(url), tmp_path, progress=False)
+    assert state.ranges == ["bytes=33-"]
+    assert path.read_bytes() == PAYLOAD
+    assert "ignored the resume request" in caplog.text
+
+
+def test_complete_part_file_answered_416_is_finished(tmp_path):
+    final = tmp_path / "tiny.pth"
+    part_path(final).write_bytes(PAYLOAD)
+    state = FileServer()
+    with serve(state) as url:
+        path = fetch(entry_for(url), tmp_path, progress=False)
+    assert state.ranges == [f"bytes={len(PAYLOAD)}-"]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_cached_file_is_reused_without_network(tmp_path):
+    with serve(FileServer()) as url:
+        entry = entry_for(url)
+        fetch(entry, tmp_path, progress=False)
+    assert fetch(entry, tmp_path, progress=False).read_bytes() == PAYLOAD  # server is gone
+
+
+def test_cached_file_with_wrong_hash_is_reported(tmp_path):
+    (tmp_path / "tiny.pth").write_bytes(b"not the published file")
+    with pytest.raises(UserError, match="does not match the published checksum"):
+        fetch(entry_for("http://127.0.0.1:9"), tmp_path, progress=False)
+
+
+def test_unverifiable_download_warns(tmp_path, caplog):
+    with serve(FileServer()) as url, caplog.at_level(logging.WARNING):
+        path = fetch(entry_for(url, sha256=None), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert "NOT verified" in caplog.text and DIGEST in caplog.text
+
+
+def test_network_error_explains_manual_download(tmp_path):
+    with serve(FileServer()) as url:
+        pass  # the port is closed again: nothing listens there now
+    entry = entry_for(url)
+    with pytest.raises(UserError, match="No network") as err:
+        fetch(entry, tmp_path, progress=False)
+    assert entry.url in str(err.value) and "paramviz weights convert" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error_is_a_user_error(tmp_path):
+    with serve(FileServer()) as url, pytest.raises(UserError, match="HTTP 404"):
+        missing = dataclasses.replace(entry_for(url), url=f"{url}/missing.pth")
+        fetch(missing, tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,204 @@
+"""Download a registered checkpoint: resumable, checksummed, never a half file at the final path.
+
+The bytes go to ``<file>.part`` beside the final path (a stable name, unlike
+:func:`paramviz.io.atomic_path`, so an interrupted download can resume with an HTTP ``Range``
+request); only a complete file whose checksum agrees is renamed onto the final path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from paramviz import paths
+from paramviz.errors import UserError
+from weights import registry
+from weights.registry import WeightsEntry
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+TIMEOUT_S = 60
+USER_AGENT = "paramviz-weights"
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-(\d+))?/(\d+|\*)")
+
+
+def fetch(
+    name_or_entry: str | WeightsEntry,
+    dest_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download a checkpoint into ``dest_dir`` (default: the downloads cache) and return its path.
+
+    A file already at the final path is reused (after checking its hash when one is known).
+    """
+    entry = registry.get(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+    dest = Path(dest_dir) if dest_dir is not None else paths.downloads_dir()
+    final = dest / entry.filename
+    if final.is_file():
+        _check_cached(entry, final)
+        return final
+    dest.mkdir(parents=True, exist_ok=True)
+    part = part_path(final)
+    digest = _download_to_part(entry, part, final, progress)
+    _verify_or_discard(entry, part, digest)
+    os.replace(part, final)
+    return final
+
+
+def part_path(final: Path) -> Path:
+    """Where the bytes of ``final`` accumulate until the download is complete and verified."""
+    return final.with_name(final.name + ".part")
+
+
+def sha256_hasher(path: Path) -> hashlib._Hash:
+    """A sha256 hasher fed with the whole file (a resumed download keeps updating it)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256")
+
+
+def _check_cached(entry: WeightsEntry, final: Path) -> None:
+    if entry.sha256 is None:
+        return
+    digest = sha256_hasher(final).hexdigest()
+    if not entry.matches_sha256(digest):
+        raise UserError(
+            f"{final} does not match the published checksum of {entry.name} (expected sha256 "
+            f"{entry.sha256}..., got {digest}). Delete it and run `paramviz weights fetch "
+            f"{entry.name}` again."
+        )
+
+
+def _download_to_part(entry: WeightsEntry, part: Path, final: Path, progress: bool) -> str:
+    """Fill ``part`` with the whole file, resuming what is there; returns the file's sha256."""
+    offset = part.stat().st_size if part.is_file() else 0
+    try:
+        response = urlopen(_request(entry.url, offset), timeout=TIMEOUT_S)
+    except HTTPError as err:
+        err.close()
+        if err.code == 416 and offset:
+            return _finish_unsatisfiable_range(entry, part, final, progress, err, offset)
+        raise _network_error(entry, final, f"HTTP {err.code} {err.reason}") from None
+    except (URLError, OSError, http.client.HTTPException) as err:
+        raise _network_error(entry, final, getattr(err, "reason", err)) from None
+    with response:
+        start = _resume_start(response, offset)
+        if start is not None:
+            return _write_body(response, part, entry, start, bool(offset), progress)
+    # A partial answer that does not continue the part file: start over from scratch.
+    part.unlink(missing_ok=True)
+    if not offset:
+        raise UserError(f"{entry.url} answered a plain download with a partial one")
+    return _download_to_part(entry, part, final, progress)
+
+
+def _write_body(
+    response, part: Path, entry: WeightsEntry, start: int, resuming: bool, progress: bool
+) -> str:
+    """Append the body at ``start`` (0 truncates the part file); returns the file's sha256."""
+    if resuming and start == 0:
+        log.warning("the server ignored the resume request; downloading %s again", entry.filename)
+    hasher = sha256_hasher(part) if start else hashlib.sha256()
+    expected_total = _total_size(response, start)
+    with open(part, "ab" if start else "wb") as out:
+        _stream(response, out, hasher, entry, start, expected_total, progress)
+    size = part.stat().st_size
+    if expected_total is not None and size != expected_total:
+        raise _interrupted(entry, size, expected_total)
+    return hasher.hexdigest()
+
+
+def _request(url: str, offset: int) -> Request:
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    return Request(url, headers=headers)
+
+
+def _resume_start(response, offset: int) -> int | None:
+    """The byte offset the body starts at: ``offset`` on a proper 206, 0 on a plain 200.
+
+    ``None`` for a 206 that does not continue where the part file ends.
+    """
+    if response.status != 206:
+        return 0
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if match and match.group(1) != "*" and int(match.group(1)) == offset:
+        return offset
+    return None
+
+
+def _total_size(response, start: int) -> int | None:
+    """The full file size the server promised, when it said."""
+    length = response.headers.get("Content-Length")
+    return start + int(length) if length and length.isdigit() else None
+
+
+def _stream(response, out, hasher, entry: WeightsEntry, start: int, total, progress: bool) -> None:
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total,
+        initial=start,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=entry.filename,
+        disable=not progress,
+    ) as bar:
+        try:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                hasher.update(chunk)
+                bar.update(len(chunk))
+        except (http.client.HTTPException, OSError):
+            raise _interrupted(entry, out.tell(), total) from None
+
+
+def _finish_unsatisfiable_range(entry, part, final, progress, err, offset: int) -> str:
+    """A 416 answer: the part file may already be complete; otherwise start over."""
+    match = _CONTENT_RANGE.match(err.headers.get("Content-Range", "") if err.headers else "")
+    if match and match.group(3) != "*" and int(match.group(3)) == offset:
+        return sha256_hasher(part).hexdigest()
+    part.unlink(missing_ok=True)
+    return _download_to_part(entry, part, final, progress)
+
+
+def _verify_or_discard(entry: WeightsEntry, part: Path, digest: str) -> None:
+    if entry.sha256 is None:
+        log.warning(
+            "%s has no published checksum: the download is NOT verified (its sha256 is %s)",
+            entry.name,
+            digest,
+        )
+        return
+    if not entry.matches_sha256(digest):
+        part.unlink(missing_ok=True)
+        raise UserError(
+            f"checksum mismatch for {entry.filename}: expected sha256 {entry.sha256}..., got "
+            f"{digest}. The download was deleted; run `paramviz weights fetch {entry.name}` again "
+            "(if it keeps failing, the file on the server is not the published one)."
+        )
+
+
+def _network_error(entry: WeightsEntry, final: Path, reason) -> UserError:
+    return UserError(
+        f"cannot download {entry.name} from {entry.url}: {reason}. No network? Download it "
+        f"manually from {entry.url} and run `paramviz weights convert FILE --arch {entry.arch} "
+        f"-o {registry.converted_path(entry.name)}`, or put it at {final} and run "
+        f"`paramviz weights fetch {entry.name}` again."
+    )
+
+
+def _interrupted(entry: WeightsEntry, got: int, total: int | None) -> UserError:
+    of_total = f" of {total}" if total is not None else ""
+    return UserError(
+        f"download of {entry.name} interrupted after {got}{of_total} bytes; run `paramviz weights "
+        f"fetch {entry.name}` again to resume."
+    )
