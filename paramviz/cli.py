@@ -12,6 +12,7 @@ from paramviz.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     from paramviz import commands
     from paramviz.backbones import cli as backbone_cli
+    from experiments import cli as experiments_cli
     from weights import cli as weights_cli
 
     parser = argparse.ArgumentParser(
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(subparsers)
     backbone_cli.register(subparsers)
     weights_cli.register(subparsers)
+    experiments_cli.register(subparsers)
     return parser
 
 
