@@ -1,0 +1,206 @@
+"""Writing a render to disk: the picture, an optional GIF of its progress, and a JSON sidecar.
+
+The sidecar records every setting, the seed, each network's architecture and weights hash, the
+losses and the paramviz version: enough to make the same picture again. All files of one result
+are written to temporary names first and renamed only once every one of them is complete, so a
+failure leaves nothing at the target paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import paramviz
+from paramviz.backbones.base import Backbone
+from paramviz.errors import UserError
+from paramviz.io import atomic_path, save_png, to_uint8
+from paramviz.objectives import MAIN
+from paramviz.render import RenderResult
+
+
+def contact_sheet(
+    images: np.ndarray,
+    labels: Sequence[str] | None = None,
+    columns: int | None = None,
+    gap: int = 2,
+) -> np.ndarray:
+    """Tile an ``(N, H, W, 3)`` batch row by row on white, each tile labelled underneath.
+
+    Labels use PIL's default font and are cut with an ellipsis to the tile width. ``columns``
+    defaults to ``ceil(sqrt(N))``. Returns an ``(H', W', 3)`` float image in [0, 1].
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = np.asarray(images)
+    n, h, w, _ = images.shape
+    if labels is not None and len(labels) != n:
+        raise UserError(f"{len(labels)} labels for {n} images")
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    font = ImageFont.load_default()
+    label_height = (font.getbbox("Ag")[3] + 4) if labels else 0
+    cell_h, cell_w = h + label_height + gap, w + gap
+    sheet = Image.new("RGB", (columns * cell_w + gap, rows * cell_h + gap), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, image in enumerate(images):
+        left, top = gap + (i % columns) * cell_w, gap + (i // columns) * cell_h
+        sheet.paste(Image.fromarray(to_uint8(image)), (left, top))
+        if labels:
+            draw.text(
+                (left + 1, top + h + 1), _fit(labels[i], w - 2, font), fill=(0, 0, 0), font=font
+            )
+    return np.asarray(sheet, dtype=np.float32) / 255.0
+
+
+def _fit(text: str, width: float, font: Any) -> str:
+    """``text`` shortened with an ellipsis until it is at most ``width`` pixels long."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def picture(images: np.ndarray, labels: Sequence[str] | None) -> np.ndarray:
+    """One image as is; a batch as a labelled contact sheet (default labels: batch indices)."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        return images
+    if len(images) == 1:
+        return images[0]
+    return contact_sheet(
+        images, labels if labels is not None else [str(i) for i in range(len(images))]
+    )
+
+
+def gif_frames(result: RenderResult) -> list[tuple[int, np.ndarray]]:
+    """``(step, images)`` of the snapshots in step order, then the final image if not among them."""
+    frames = sorted(result.snapshots.items())
+    if result.steps_run not in result.snapshots:
+        frames.append((result.steps_run, result.image))
+    return frames
+
+
+def _jsonable(value: Any, where: str = "settings") -> Any:
+    """``value`` as plain JSON data; ``TypeError`` naming the entry that cannot be written."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        # str() is the shortest text that round-trips, so float32 0.05 is written as 0.05
+        return float(str(value)) if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{where} ({type(value).__name__}) cannot be written to JSON")
+
+
+def _parsed(text: str) -> Any:
+    """Backbone metadata values are strings, some of them JSON: decode those."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def network_record(backbone: Backbone) -> dict[str, Any]:
+    """What identifies a network's weights: architecture, source sha256, the file's metadata."""
+    metadata = {key: _parsed(value) for key, value in dict(backbone.metadata).items()}
+    return {
+        "arch": backbone.arch,
+        "weights_sha256": metadata.get("source_sha256"),
+        "metadata": metadata,
+    }
+
+
+def sidecar(
+    result: RenderResult,
+    settings: Mapping[str, Any],
+    backbones: Backbone | Mapping[str, Backbone] | None = None,
+    labels: Sequence[str] | None = None,
+    files: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The JSON record of a render (see the module docstring)."""
+    if isinstance(backbones, Backbone):
+        backbones = {MAIN: backbones}
+    return {
+        "paramviz_version": paramviz.__version__,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seed": result.seed,
+        "settings": _jsonable(dict(settings)),
+        "networks": {name: network_record(b) for name, b in (backbones or {}).items()},
+        "result": _jsonable(
+            {
+                "started_at": result.started_at,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "steps_run": result.steps_run,
+                "stopped_reason": result.stopped_reason,
+                "final_loss": result.final_loss,
+                "terms": result.terms,
+                "image_shape": list(result.image.shape),
+                "snapshot_steps": sorted(result.snapshots),
+                "losses": np.asarray(result.losses),
+            },
+            "result",
+        ),
+        "labels": list(labels) if labels is not None else None,
+        "files": dict(files or {}),
+    }
+
+
+def save_result(
+    result: RenderResult,
+    out_path: str | os.PathLike,
+    settings: Mapping[str, Any],
+    *,
+    backbones: Backbone | Mapping[str, Backbone] | None = None,
+    labels: Sequence[str] | None = None,
+    gif: bool = False,
+    frame_ms: int = 200,
+) -> dict[str, Path]:
+    """Write ``out_path`` (PNG), its ``.json`` sidecar and, with ``gif=True``, a ``.gif``.
+
+    A batch becomes a contact sheet with one tile per unit, labelled with ``labels`` (e.g. the
+    unit names). GIF frames are the snapshots plus the final image. Returns ``{kind: path}``.
+    Either every file is written or none is.
+    """
+    png = Path(out_path)
+    paths = {"image": png, "json": png.with_suffix(".json")}
+    frames = gif_frames(result) if gif else []
+    if gif:
+        paths["gif"] = png.with_suffix(".gif")
+    if len(set(paths.values())) != len(paths):
+        raise UserError(f"output path {png} must not end in .json or .gif")
+    record = sidecar(result, settings, backbones, labels, {k: p.name for k, p in paths.items()})
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # fails before anything is written
+    with contextlib.ExitStack() as stack:
+        temporary = {kind: stack.enter_context(atomic_path(path)) for kind, path in paths.items()}
+        save_png(temporary["image"], picture(result.image, labels))
+        if gif:
+            _write_gif(
+                temporary["gif"], [picture(images, labels) for _, images in frames], frame_ms
+            )
+        temporary["json"].write_text(text, encoding="utf-8")
+    return paths
+
+
+def _write_gif(path: Path, frames: Sequence[np.ndarray], frame_ms: int) -> None:
+    import imageio.v3 as iio
+
+    stack = np.stack([to_uint8(frame) for frame in frames])
+    iio.imwrite(path, stack, extension=".gif", duration=frame_ms, loop=0)
