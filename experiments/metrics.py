@@ -36,15 +36,13 @@ import numpy as np
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import (
-    IMAGE,
-    INPUT,
     MAIN,
     Objective,
     content_targets,
     gram,
     style_targets,
 )
-from paramviz.render import required_layers
+from paramviz.render import network_features, required_layers
 from transforms import Transform, compose, random_rotate, random_scale
 
 JUDGE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
@@ -454,19 +452,6 @@ class Robustness:
     transformed: np.ndarray
 
 
-def _features(
-    networks: Mapping[str, Backbone],
-    layers: Mapping[str, tuple[str, ...]],
-    image: jax.Array,
-    batch: jax.Array,
-) -> dict[str, dict[str, jax.Array]]:
-    """The features dict exactly as :func:`paramviz.render.render` builds it (no ReLU redirect)."""
-    return {
-        name: {INPUT: batch, IMAGE: image, **(networks[name](batch, names) if names else {})}
-        for name, names in layers.items()
-    }
-
-
 def transfer_robustness(
     objective: Objective,
     backbone: Backbone,
@@ -494,9 +479,9 @@ def transfer_robustness(
 
     @jax.jit
     def values(nets: Mapping[str, Backbone], image: jax.Array, draws: jax.Array):
-        base = objective(_features(nets, layers, image, image))
+        base = objective(network_features(nets, layers, image, image))
         moved = jax.lax.map(
-            lambda k: objective(_features(nets, layers, image, transforms(k, image))), draws
+            lambda k: objective(network_features(nets, layers, image, transforms(k, image))), draws
         )
         return base, moved
 

@@ -138,6 +138,28 @@ def required_layers(
     return layers
 
 
+def network_features(
+    networks: Mapping[str, Backbone],
+    layers: Mapping[str, tuple[str, ...]],
+    image: jax.Array,
+    batch: jax.Array,
+    relu_redirect: jax.Array | None = None,
+) -> dict[str, dict[str, jax.Array]]:
+    """What objectives read: ``features[net]`` = ``{"input": batch, "image": image, layer: ...}``.
+
+    ``image`` is the parameterised image, ``batch`` the transformed one fed to every network;
+    each network computes only ``layers[net]`` (see :func:`required_layers`).
+    """
+    return {
+        name: {
+            INPUT: batch,
+            IMAGE: image,
+            **(networks[name](batch, names, relu_redirect) if names else {}),
+        }
+        for name, names in layers.items()
+    }
+
+
 def _split_arrays(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
     """Array leaves of ``tree`` (to pass into jit) and a function that puts them back."""
     leaves, treedef = jax.tree.flatten(tree)
@@ -189,14 +211,7 @@ def _compile(
         image = to_image(params)
         batch = transform(key, image)
         redirect = (step < relu_redirect_steps).astype(jnp.float32) if relu_redirect_steps else None
-        return {
-            name: {
-                INPUT: batch,
-                IMAGE: image,
-                **(nets[name](batch, names, redirect) if names else {}),
-            }
-            for name, names in layers.items()
-        }
+        return network_features(nets, layers, image, batch, redirect)
 
     def objective_value(fn: Callable, feats: Any) -> jax.Array:
         value = fn(feats)
