@@ -10,9 +10,9 @@ from paramviz.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from experiments import cli as experiments_cli
     from paramviz import commands
     from paramviz.backbones import cli as backbone_cli
-    from experiments import cli as experiments_cli
     from weights import cli as weights_cli
 
     parser = argparse.ArgumentParser(

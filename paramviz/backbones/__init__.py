@@ -1,0 +1,132 @@
+"""Backbones: Flax modules whose submodule names are the layer (tap) names.
+
+``create(arch, **options)`` builds a module, ``init`` gives random weights, ``load``/``save`` read
+and write converted ``.safetensors`` files. ``module.apply(variables, images, layers=(...),
+relu_redirect=None)`` returns exactly the requested activations (NHWC; dense layers (N, C)) and
+computes nothing past the deepest one. The tap names of each architecture are listed in the
+docstrings of :mod:`.vgg`, :mod:`.alexnet`, :mod:`.resnet` and :mod:`.sequential`.
+
+Common options: ``last_layer`` (a partial network), ``mean``/``std``/``clamp`` (input convention,
+applied to RGB in [0, 1]); VGG/AlexNet/ResNet: ``num_classes``, ``width`` (channel multiplier);
+VGG: ``pooling="max"|"avg"``; sequential: ``spec``, ``input_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from paramviz.backbones.alexnet import AlexNet
+from paramviz.backbones.base import (
+    Backbone,
+    TapNetwork,
+    flatten_tree,
+    is_shape,
+    make_backbone,
+    unflatten_tree,
+    variable_shapes,
+)
+from paramviz.backbones.resnet import ResNet
+from paramviz.backbones.sequential import Sequential
+from paramviz.backbones.store import load, save
+from paramviz.backbones.vgg import VGG, NormalisedVGG19
+from paramviz.errors import UserError
+
+_FACTORIES: dict[str, Callable[..., TapNetwork]] = {
+    "vgg16": partial(VGG, variant="vgg16"),
+    "vgg19": partial(VGG, variant="vgg19"),
+    "vgg16_bn": partial(VGG, variant="vgg16_bn"),
+    "vgg19_normalised": NormalisedVGG19,
+    "alexnet": AlexNet,
+    "resnet18": partial(ResNet, variant="resnet18"),
+    "resnet50": partial(ResNet, variant="resnet50"),
+    "sequential": Sequential,
+}
+ARCHITECTURES: tuple[str, ...] = tuple(_FACTORIES)
+
+__all__ = [
+    "ARCHITECTURES",
+    "Backbone",
+    "create",
+    "init",
+    "layer_names",
+    "layer_shapes",
+    "load",
+    "save",
+]
+
+
+def create(arch: str, **options: Any) -> TapNetwork:
+    """The Flax module for ``arch``; options are checked here so that mistakes fail early."""
+    if arch not in _FACTORIES:
+        raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    options = {key: tuple(v) if isinstance(v, list) else v for key, v in options.items()}
+    options.pop("variant", None)
+    try:
+        module = _FACTORIES[arch](**options)
+    except TypeError as err:
+        raise UserError(f"bad option for {arch}: {err}") from None
+    module.steps()  # validates the spec, variant and last_layer
+    return module
+
+
+def init(
+    arch: str, key: jax.Array, image_size: tuple[int, int] = (224, 224), **options: Any
+) -> Backbone:
+    """A randomly initialised backbone: He-normal kernels, zero biases, batch norm the identity.
+
+    Drawn with NumPy from a generator seeded by ``key``: shapes come from ``jax.eval_shape``, so no
+    forward pass and no PRNG kernel is compiled (that took seconds per network on CPU).
+    """
+    module = create(arch, **options)
+    rng = np.random.default_rng(_seed_words(key))
+    shapes = flatten_tree(variable_shapes(module, image_size), is_leaf=is_shape)
+    variables = {name: _random_leaf(rng, name, shape) for name, shape in shapes.items()}
+    return make_backbone(
+        module, unflatten_tree(variables), source="random initialisation", source_format="init"
+    )
+
+
+def _seed_words(key: jax.Array) -> list[int]:
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key, dtype=np.uint32).ravel().tolist()
+
+
+def _random_leaf(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    leaf = name.rsplit("/", 1)[-1]
+    if leaf == "kernel":
+        fan_in = int(np.prod(shape[:-1]))
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    if leaf in ("scale", "var"):
+        return np.ones(shape, np.float32)
+    return np.zeros(shape, np.float32)
+
+
+def layer_names(arch: str, **options: Any) -> tuple[str, ...]:
+    """Every tap name of ``arch``, in forward order."""
+    return create(arch, **options).tap_names()
+
+
+def layer_shapes(
+    arch: str, image_size: tuple[int, int] = (224, 224), **options: Any
+) -> dict[str, tuple[int, ...]]:
+    """Output shape of every tap for one image of ``image_size`` (abstract: no FLOPs)."""
+    module = create(arch, **options)
+    names = module.tap_names()
+    images = jax.ShapeDtypeStruct((1, *image_size, 3), jnp.float32)
+
+    def forward(x):
+        return module.init_with_output(jax.random.key(0), x, layers=names)[0]
+
+    try:
+        shapes = jax.eval_shape(forward, images)
+    except (TypeError, ValueError) as err:
+        size = f"{image_size[0]}x{image_size[1]}"
+        raise UserError(f"{arch} cannot run on {size} images: {err}") from None
+    return {name: tuple(shapes[name].shape) for name in names}

@@ -1,13 +1,20 @@
-"""The :class:`Backbone` value: a Flax module plus its variables, passable straight into ``jax.jit``."""
+"""The :class:`Backbone` value (a Flax module plus its variables, passable into ``jax.jit``) and
+the table-of-steps machinery every architecture is written in."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 from flax import struct
+
+from paramviz.backbones import ops
+from paramviz.errors import UserError
 
 
 @struct.dataclass
@@ -30,7 +37,384 @@ class Backbone:
         layers: Sequence[str],
         relu_redirect: jax.Array | float | None = None,
     ) -> dict[str, jax.Array]:
-        """Activations of ``layers`` for NHWC RGB ``images`` in [0, 1]; nothing deeper is computed."""
+        """Activations of ``layers`` for NHWC RGB ``images`` in [0, 1]; nothing deeper is run."""
         return self.module.apply(
             self.variables, images, layers=tuple(layers), relu_redirect=relu_redirect
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# Networks as ordered tables of named steps.
+#
+# Each architecture lists its forward pass as a tuple of ``Step`` values, one per tap. The same
+# table gives the layer names, lets ``__call__`` stop after the deepest requested layer, and tells
+# the PyTorch converter which state_dict key feeds which Flax variable (``param_refs``).
+# ------------------------------------------------------------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamRef:
+    """One PyTorch tensor and the Flax variable it becomes.
+
+    ``layout``: ``"conv"`` (OIHW → HWIO), ``"dense"`` ((out, in) → (in, out)) or ``"vector"``.
+    """
+
+    collection: str
+    path: tuple[str, ...]
+    torch_key: str
+    layout: str
+
+    def nested(self, path: tuple[str, ...], torch_prefix: str) -> ParamRef:
+        """The same reference seen from a parent module (Flax path and torch key prefixed)."""
+        return ParamRef(
+            self.collection, path + self.path, f"{torch_prefix}.{self.torch_key}", self.layout
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Step:
+    """One tap of a network: ``name`` is both the layer name and the Flax submodule name."""
+
+    name: str
+
+    def __call__(self, x: jax.Array, redirect: Any, shared: dict) -> jax.Array:
+        """Apply inside the parent's compact ``__call__`` (``shared`` caches container modules)."""
+        raise NotImplementedError
+
+    def param_refs(self) -> tuple[ParamRef, ...]:
+        """The PyTorch tensors this step's variables come from (none for parameter-free steps)."""
+        return ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Conv(Step):
+    """``nn.Conv2d``; ``reflect`` pads by reflection first (``ReflectionPad2d`` + unpadded conv)."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    reflect: bool = False
+    bias: bool = True
+    torch: str
+
+    def __call__(self, x, redirect, shared):
+        pad = self.padding
+        if self.reflect and pad:
+            x, pad = ops.reflect_pad(x, pad), 0
+        conv = nn.Conv(
+            self.features,
+            (self.kernel, self.kernel),
+            strides=(self.stride, self.stride),
+            padding=((pad, pad), (pad, pad)),
+            use_bias=self.bias,
+            name=self.name,
+        )
+        return conv(x)
+
+    def param_refs(self):
+        refs = [ParamRef("params", (self.name, "kernel"), f"{self.torch}.weight", "conv")]
+        if self.bias:
+            refs.append(ParamRef("params", (self.name, "bias"), f"{self.torch}.bias", "vector"))
+        return tuple(refs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchNorm(Step):
+    """Eval-mode ``nn.BatchNorm2d`` (running statistics, eps 1e-5)."""
+
+    torch: str
+
+    def __call__(self, x, redirect, shared):
+        return nn.BatchNorm(use_running_average=True, epsilon=1e-5, name=self.name)(x)
+
+    def param_refs(self):
+        def ref(collection, leaf, torch_leaf):
+            return ParamRef(collection, (self.name, leaf), f"{self.torch}.{torch_leaf}", "vector")
+
+        return (
+            ref("params", "scale", "weight"),
+            ref("params", "bias", "bias"),
+            ref("batch_stats", "mean", "running_mean"),
+            ref("batch_stats", "var", "running_var"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Dense(Step):
+    """``nn.Linear``; a spatial input is first flattened in PyTorch's C, H, W order."""
+
+    features: int
+    torch: str
+
+    def __call__(self, x, redirect, shared):
+        return nn.Dense(self.features, name=self.name)(ops.flatten_chw(x))
+
+    def param_refs(self):
+        return (
+            ParamRef("params", (self.name, "kernel"), f"{self.torch}.weight", "dense"),
+            ParamRef("params", (self.name, "bias"), f"{self.torch}.bias", "vector"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReLU(Step):
+    """ReLU with optional Lucid gradient redirection (see :func:`ops.relu`)."""
+
+    def __call__(self, x, redirect, shared):
+        return ops.relu(x, redirect)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MaxPool(Step):
+    """``nn.MaxPool2d(window, stride, padding, ceil_mode)``."""
+
+    window: int
+    stride: int
+    padding: int = 0
+    ceil_mode: bool = False
+
+    def __call__(self, x, redirect, shared):
+        return ops.max_pool(x, self.window, self.stride, self.padding, self.ceil_mode)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AvgPool(Step):
+    """``nn.AvgPool2d(window, stride, padding, ceil_mode)`` with the default count_include_pad."""
+
+    window: int
+    stride: int
+    padding: int = 0
+    ceil_mode: bool = False
+
+    def __call__(self, x, redirect, shared):
+        return ops.avg_pool(x, self.window, self.stride, self.padding, self.ceil_mode)
+
+
+def pool(kind: str, name: str, window: int, stride: int, **kwargs: Any) -> Step:
+    """A max or average pool step (``kind`` "max" | "avg"), for architectures that offer both."""
+    if kind not in ("max", "avg"):
+        raise UserError(f"pooling must be 'max' or 'avg', not {kind!r}")
+    cls = MaxPool if kind == "max" else AvgPool
+    return cls(name=name, window=window, stride=stride, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdaptiveAvgPool(Step):
+    """``nn.AdaptiveAvgPool2d(size)``; the output stays NHWC."""
+
+    size: tuple[int, int]
+
+    def __call__(self, x, redirect, shared):
+        return ops.adaptive_avg_pool(x, self.size)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Flatten(Step):
+    """``nn.Flatten()`` in PyTorch's C, H, W order."""
+
+    def __call__(self, x, redirect, shared):
+        return ops.flatten_chw(x)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Alias(Step):
+    """A second name for the previous output (e.g. ResNet's ``layer3`` = its last block)."""
+
+    def __call__(self, x, redirect, shared):
+        return x
+
+
+class TapNetwork(nn.Module):
+    """Base module: runs ``steps()`` in order and returns the requested taps, stopping early.
+
+    Input convention (module attributes): images are NHWC RGB in [0, 1]; ``clamp`` clips them to
+    [0, 1] first (robustness-library models), then ``(x - mean) / std``. ``last_layer`` truncates
+    the network (partial checkpoints); asking for a later layer raises ``UserError``.
+    """
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    clamp: bool = False
+    last_layer: str | None = None
+
+    def arch_name(self) -> str:
+        """The architecture name as ``paramviz.backbones.create`` knows it."""
+        raise NotImplementedError
+
+    def all_steps(self) -> tuple[Step, ...]:
+        """The whole network, ignoring ``last_layer``."""
+        raise NotImplementedError
+
+    def steps(self) -> tuple[Step, ...]:
+        """The network up to and including ``last_layer``."""
+        steps = self.all_steps()
+        if self.last_layer is None:
+            return steps
+        names = [step.name for step in steps]
+        if self.last_layer not in names:
+            raise UserError(
+                f"last_layer {self.last_layer!r} is not a layer of {self.arch_name()}; "
+                f"valid layers: {', '.join(names)}"
+            )
+        return steps[: names.index(self.last_layer) + 1]
+
+    def tap_names(self) -> tuple[str, ...]:
+        """Every layer name this module can return, in forward order."""
+        return tuple(step.name for step in self.steps())
+
+    def options(self) -> dict[str, Any]:
+        """The architecture options (everything but the input convention), JSON-ready."""
+        skip = {"parent", "name", "variant", "mean", "std", "clamp"}
+        return {
+            field.name: _jsonable(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+            if field.name not in skip
+        }
+
+    def input_convention(self) -> dict[str, Any]:
+        """What the forward pass does to the [0, 1] RGB input before the first layer."""
+        return {"mean": list(self.mean), "std": list(self.std), "clamp": self.clamp}
+
+    def check_layers(self, layers: Sequence[str]) -> int:
+        """Index of the deepest requested layer; ``UserError`` for an unknown or cut-off layer."""
+        available = self.tap_names()
+        every = [step.name for step in self.all_steps()]
+        for layer in layers:
+            if layer in available:
+                continue
+            if layer in every:
+                raise UserError(
+                    f"layer {layer!r} is past the last available layer {available[-1]!r} of this "
+                    f"{self.arch_name()} (its weights stop there); available layers: "
+                    f"{', '.join(available)}"
+                )
+            raise UserError(
+                f"unknown layer {layer!r} for {self.arch_name()}; valid layers: "
+                f"{', '.join(available)}"
+            )
+        return max((available.index(layer) for layer in layers), default=-1)
+
+    def preprocess_input(self, images: jax.Array) -> jax.Array:
+        """Apply the input convention to NHWC RGB images in [0, 1]."""
+        x = jnp.asarray(images, jnp.float32)
+        if self.clamp:
+            x = jnp.clip(x, 0.0, 1.0)
+        if tuple(self.mean) != (0.0,) * len(self.mean):
+            x = x - jnp.asarray(self.mean, jnp.float32)
+        if tuple(self.std) != (1.0,) * len(self.std):
+            x = x / jnp.asarray(self.std, jnp.float32)
+        return x
+
+    @nn.compact
+    def __call__(
+        self,
+        images: jax.Array,
+        layers: Sequence[str] = (),
+        relu_redirect: jax.Array | float | None = None,
+    ) -> dict[str, jax.Array]:
+        """``{layer: activation}`` for exactly ``layers``; nothing past the deepest is computed."""
+        if isinstance(layers, str):
+            layers = (layers,)
+        deepest = self.check_layers(layers)
+        wanted = set(layers)
+        x = self.preprocess_input(images)
+        shared: dict = {}
+        out = {}
+        for step in self.steps()[: deepest + 1]:
+            x = step(x, relu_redirect, shared)
+            if 0 in x.shape[1:]:
+                raise UserError(
+                    f"{images.shape[1]}x{images.shape[2]} images are too small for "
+                    f"{self.arch_name()}: layer {step.name!r} would be empty {tuple(x.shape)}"
+                )
+            if step.name in wanted:
+                out[step.name] = x
+        return out
+
+    def probe_size(self) -> tuple[int, int]:
+        """An input size at which the variable shapes are the real ones (for shape checks)."""
+        return (224, 224)
+
+    def free_dimensions(self) -> dict[str, int]:
+        """``{flat variable key: axis}`` whose length depends on the unknown training input size."""
+        return {}
+
+    def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Flat ``"collection/path/leaf"`` → shape of every variable; ``None`` marks a free axis."""
+        shapes = flatten_tree(variable_shapes(self, self.probe_size()), is_leaf=is_shape)
+        for key, axis in self.free_dimensions().items():
+            shape = list(shapes[key])
+            shape[axis] = None
+            shapes[key] = tuple(shape)
+        return shapes
+
+
+def is_shape(value: Any) -> bool:
+    """Leaf test for trees of shapes (tuples), for :func:`flatten_tree`."""
+    return isinstance(value, tuple)
+
+
+def flatten_tree(tree: Mapping[str, Any], is_leaf=None, prefix: str = "") -> dict[str, Any]:
+    """Nested mapping → ``{"a/b/c": leaf}`` (the safetensors key convention)."""
+    flat = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and not (is_leaf and is_leaf(value)):
+            flat.update(flatten_tree(value, is_leaf, f"{path}/"))
+        else:
+            flat[path] = value
+    return flat
+
+
+def unflatten_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a/b/c": leaf}`` → nested dicts (inverse of :func:`flatten_tree`)."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def shape_fits(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
+    """Whether ``actual`` matches ``expected`` (``None`` = any length on that axis)."""
+    return len(expected) == len(actual) and all(
+        e is None or e == a for e, a in zip(expected, actual, strict=True)
+    )
+
+
+def make_backbone(module: TapNetwork, variables: Mapping[str, Any], **metadata: str) -> Backbone:
+    """Wrap a module and its variables, recording what a converted file's metadata would say."""
+    info = {
+        "arch": module.arch_name(),
+        "arch_options": json.dumps(module.options(), sort_keys=True),
+        "input_convention": json.dumps(module.input_convention(), sort_keys=True),
+        "last_layer": module.tap_names()[-1],
+        **{key: str(value) for key, value in metadata.items()},
+    }
+    variables = jax.tree.map(jnp.asarray, dict(variables))
+    return Backbone(
+        variables=variables,
+        module=module,
+        arch=module.arch_name(),
+        layer_names=module.tap_names(),
+        metadata=info,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def variable_shapes(module: TapNetwork, image_size: tuple[int, int] = (224, 224)) -> dict[str, Any]:
+    """Shapes of every variable the module creates (``jax.eval_shape``: no FLOPs, no memory)."""
+    last = module.tap_names()[-1]
+    images = jax.ShapeDtypeStruct((1, *image_size, 3), jnp.float32)
+    abstract = jax.eval_shape(lambda x: module.init(jax.random.key(0), x, layers=(last,)), images)
+    return jax.tree.map(lambda leaf: tuple(leaf.shape), abstract)

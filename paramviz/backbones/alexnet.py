@@ -1,0 +1,61 @@
+"""torchvision AlexNet (the 64-192-384-256-256 "one weird trick" variant).
+
+Tap names, in forward order::
+
+    conv1, relu1, pool1, conv2, relu2, pool2, conv3, relu3, conv4, relu4, conv5, relu5, pool5,
+    avgpool, fc6, relu6, fc7, relu7, logits
+
+Pools are 3×3 stride 2 max pools (floor mode); ``avgpool`` is ``AdaptiveAvgPool2d(6)``, so any
+input of at least 63×63 pixels works. Dropout is absent (eval mode).
+"""
+
+from __future__ import annotations
+
+from paramviz.backbones.base import AdaptiveAvgPool, Conv, Dense, MaxPool, ReLU, Step, TapNetwork
+from paramviz.backbones.vgg import scaled
+
+# (name, output channels, kernel, stride, padding, torchvision index, pool after)
+_CONVS = (
+    ("conv1", 64, 11, 4, 2, 0, "pool1"),
+    ("conv2", 192, 5, 1, 2, 3, "pool2"),
+    ("conv3", 384, 3, 1, 1, 6, None),
+    ("conv4", 256, 3, 1, 1, 8, None),
+    ("conv5", 256, 3, 1, 1, 10, "pool5"),
+)
+
+
+class AlexNet(TapNetwork):
+    """torchvision ``alexnet`` (ImageNet input convention)."""
+
+    num_classes: int = 1000
+    width: float = 1.0
+
+    def arch_name(self) -> str:
+        return "alexnet"
+
+    def all_steps(self) -> tuple[Step, ...]:
+        steps: list[Step] = []
+        for name, channels, kernel, stride, padding, index, pool_name in _CONVS:
+            steps.append(
+                Conv(
+                    name=name,
+                    features=scaled(channels, self.width),
+                    kernel=kernel,
+                    stride=stride,
+                    padding=padding,
+                    torch=f"features.{index}",
+                )
+            )
+            steps.append(ReLU(name=name.replace("conv", "relu")))
+            if pool_name:
+                steps.append(MaxPool(name=pool_name, window=3, stride=2))
+        hidden = scaled(4096, self.width)
+        steps += [
+            AdaptiveAvgPool(name="avgpool", size=(6, 6)),
+            Dense(name="fc6", features=hidden, torch="classifier.1"),
+            ReLU(name="relu6"),
+            Dense(name="fc7", features=hidden, torch="classifier.4"),
+            ReLU(name="relu7"),
+            Dense(name="logits", features=self.num_classes, torch="classifier.6"),
+        ]
+        return tuple(steps)

@@ -1,0 +1,227 @@
+"""Numerical building blocks with PyTorch semantics on NHWC arrays.
+
+Every function here reproduces what the matching ``torch.nn`` layer computes in eval mode (the
+checkpoints come from PyTorch), with static output shapes so that everything jit-compiles:
+
+* :func:`relu` – ReLU, optionally with Lucid's redirected gradient (a ``jax.custom_vjp``).
+* :func:`max_pool` – ``MaxPool2d`` incl. ``ceil_mode`` and ``-inf`` padding; non-overlapping pools
+  use a reshape-max whose backward is an equality mask (faster than XLA's ``select_and_scatter``).
+* :func:`avg_pool` – ``AvgPool2d`` incl. ``ceil_mode`` and ``count_include_pad``.
+* :func:`adaptive_avg_pool` – ``AdaptiveAvgPool2d`` at any input size (torch's bin edges).
+* :func:`reflect_pad`, :func:`flatten_chw` – ``ReflectionPad2d`` and ``torch.flatten`` of NCHW.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# --------------------------------------------------------------------------------------------- ReLU
+
+
+def relu(x: jax.Array, redirect: jax.Array | float | None = None) -> jax.Array:
+    """``max(x, 0)``; with ``redirect`` (a traced scalar, 1 = on) the backward pass is Lucid's.
+
+    ``redirect=None`` is a plain ReLU (gradient 0 where ``x <= 0``, as in PyTorch).
+    """
+    if redirect is None:
+        return jax.nn.relu(x)
+    return _redirected_relu(x, jnp.asarray(redirect, dtype=x.dtype))
+
+
+@jax.custom_vjp
+def _redirected_relu(x: jax.Array, redirect: jax.Array) -> jax.Array:
+    return jnp.maximum(x, 0)
+
+
+def _redirected_relu_fwd(x, redirect):
+    return jnp.maximum(x, 0), (x, redirect)
+
+
+def _redirected_relu_bwd(residuals, g):
+    """Lucid's ``RedirectedRelu`` gradient (lucid/misc/redirected_relu_grad.py).
+
+    The cotangent ``g`` is d(loss)/d(output) of a loss being *minimised*. The ordinary gradient
+    ``where(x < 0, 0, g)`` is used for every batch element it lets anything through; an element
+    whose ordinary gradient is all zero instead gets ``g`` with only the entries that would push an
+    already negative input further down (``x < 0 and g > 0``) removed, so dead units can revive.
+    Lucid tests ``norm(relu_grad[b]) > 0``; "any entry non-zero" is the same test without the
+    underflow of squaring tiny values.
+    """
+    x, redirect = residuals
+    negative = x < 0
+    relu_grad = jnp.where(negative, 0, g)
+    redirected = jnp.where(negative & (g > 0), 0, g)
+    batch_axes = tuple(range(1, g.ndim))
+    gets_relu_grad = jnp.any(relu_grad != 0, axis=batch_axes, keepdims=True) | (redirect < 0.5)
+    return jnp.where(gets_relu_grad, relu_grad, redirected), jnp.zeros_like(redirect)
+
+
+_redirected_relu.defvjp(_redirected_relu_fwd, _redirected_relu_bwd)
+
+# --------------------------------------------------------------------------------------- pooling
+
+
+def pooled_size(size: int, window: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output length (a ceil-mode window must start inside input or left pad)."""
+    span = size + 2 * padding - window
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _high_padding(size: int, window: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """Padding after the input so that a window sweep gives exactly PyTorch's output length."""
+    out = pooled_size(size, window, stride, padding, ceil_mode)
+    return max(padding, (out - 1) * stride + window - size - padding)
+
+
+def max_pool(
+    x: jax.Array, window: int, stride: int, padding: int = 0, ceil_mode: bool = False
+) -> jax.Array:
+    """``nn.MaxPool2d(window, stride, padding, ceil_mode=...)`` on NHWC; padding counts as -inf."""
+    if window == stride and padding == 0:
+        return _block_max(_fit_to_blocks(x, window, ceil_mode, -jnp.inf), window)
+    pads = [(0, 0), *_window_pads(x.shape[1:3], window, stride, padding, ceil_mode), (0, 0)]
+    return lax.reduce_window(
+        x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
+    )
+
+
+def _window_pads(spatial, window, stride, padding, ceil_mode):
+    return [(padding, _high_padding(n, window, stride, padding, ceil_mode)) for n in spatial]
+
+
+def _fit_to_blocks(x: jax.Array, block: int, ceil_mode: bool, fill: float) -> jax.Array:
+    """Crop (floor mode) or pad with ``fill`` (ceil mode) H and W to multiples of ``block``."""
+    _, h, w, _ = x.shape
+    if ceil_mode:
+        extra_h, extra_w = -h % block, -w % block
+        if extra_h or extra_w:
+            x = jnp.pad(x, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)), constant_values=fill)
+        return x
+    return x[:, : h - h % block, : w - w % block]
+
+
+def _blocks(x: jax.Array, k: int) -> jax.Array:
+    n, h, w, c = x.shape
+    return x.reshape(n, h // k, k, w // k, k, c)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _block_max(x: jax.Array, k: int) -> jax.Array:
+    """Max over non-overlapping k×k blocks (H, W multiples of k)."""
+    return _blocks(x, k).max(axis=(2, 4))
+
+
+def _block_max_fwd(x, k):
+    y = _block_max(x, k)
+    return y, (x, y)
+
+
+def _block_max_bwd(k, residuals, g):
+    """Send each window's gradient to its first maximum in row-major order, as PyTorch does."""
+    x, y = residuals
+    hits = _blocks(x, k) == y[:, :, None, :, None, :]
+    if k > 1:
+        earlier_row = _exclusive_any(jnp.any(hits, axis=4, keepdims=True), axis=2)
+        earlier_in_row = _exclusive_any(hits, axis=4)
+        hits = hits & ~earlier_row & ~earlier_in_row
+    grad = jnp.where(hits, g[:, :, None, :, None, :], 0)
+    return (grad.reshape(x.shape),)
+
+
+_block_max.defvjp(_block_max_fwd, _block_max_bwd)
+
+
+def _exclusive_any(mask: jax.Array, axis: int) -> jax.Array:
+    """``out[i] = any(mask[:i])`` along a short axis (window positions), by shifted ORs."""
+    size = mask.shape[axis]
+    running = jnp.zeros_like(lax.index_in_dim(mask, 0, axis))
+    parts = [running]
+    for i in range(size - 1):
+        running = running | lax.index_in_dim(mask, i, axis)
+        parts.append(running)
+    return jnp.concatenate(parts, axis=axis)
+
+
+def avg_pool(
+    x: jax.Array,
+    window: int,
+    stride: int,
+    padding: int = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> jax.Array:
+    """``nn.AvgPool2d`` on NHWC, including PyTorch's divisor at padded and ceil-mode edges."""
+    _, h, w, _ = x.shape
+    if window == stride and padding == 0 and not ceil_mode:
+        return _blocks(_fit_to_blocks(x, window, False, 0.0), window).mean(axis=(2, 4))
+    pads = _window_pads((h, w), window, stride, padding, ceil_mode)
+    summed = lax.reduce_window(
+        x, 0.0, lax.add, (1, window, window, 1), (1, stride, stride, 1), [(0, 0), *pads, (0, 0)]
+    )
+    rows = _avg_divisors(h, window, stride, padding, ceil_mode, count_include_pad)
+    cols = _avg_divisors(w, window, stride, padding, ceil_mode, count_include_pad)
+    divisor = np.outer(rows, cols).astype(np.float32)[None, :, :, None]
+    return summed / divisor
+
+
+def _avg_divisors(size, window, stride, padding, ceil_mode, count_include_pad) -> np.ndarray:
+    """Per-output-position element counts, exactly as ``avg_pool2d``'s CPU kernel computes them."""
+    out = pooled_size(size, window, stride, padding, ceil_mode)
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + window, size + padding)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
+    """``nn.AdaptiveAvgPool2d`` on NHWC at any input size.
+
+    Bin i spans ``[floor(i·H/out), ceil((i+1)·H/out))``, so bins may overlap or repeat pixels when
+    the input is smaller than the output. Uniform bins use a reshape-mean, others a small matrix.
+    """
+    _, h, w, _ = x.shape
+    out_h, out_w = output_size
+    if (h, w) == (out_h, out_w):
+        return x
+    if h % out_h == 0 and w % out_w == 0:
+        return x.reshape(x.shape[0], out_h, h // out_h, out_w, w // out_w, x.shape[3]).mean((2, 4))
+    rows = jnp.asarray(adaptive_bins(h, out_h), dtype=x.dtype)
+    cols = jnp.asarray(adaptive_bins(w, out_w), dtype=x.dtype)
+    return jnp.einsum("ih,jw,nhwc->nijc", rows, cols, x)
+
+
+def adaptive_bins(size: int, out: int) -> np.ndarray:
+    """(out, size) averaging matrix with PyTorch's adaptive pooling bin edges."""
+    matrix = np.zeros((out, size), dtype=np.float64)
+    for i in range(out):
+        start = (i * size) // out
+        end = -(-((i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+# ------------------------------------------------------------------------------------ reshaping
+
+
+def reflect_pad(x: jax.Array, padding: int) -> jax.Array:
+    """``nn.ReflectionPad2d(padding)`` on NHWC (edge pixel not repeated)."""
+    return jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="reflect")
+
+
+def flatten_chw(x: jax.Array) -> jax.Array:
+    """``torch.flatten(x, 1)`` of the NCHW tensor that the NHWC ``x`` stands for.
+
+    Flattening in C, H, W order keeps PyTorch's first linear layer usable with a plain transpose.
+    """
+    if x.ndim == 2:
+        return x
+    return jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)

@@ -1,0 +1,130 @@
+"""Converted weights as ``.safetensors`` (see DESIGN.md, "Converted weights").
+
+Tensor keys are the flattened Flax variables joined with ``/``; ``__metadata__`` holds strings
+(JSON where structured) saying how to rebuild the module. Reading never needs torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paramviz.backbones.base import (
+    Backbone,
+    flatten_tree,
+    make_backbone,
+    shape_fits,
+    unflatten_tree,
+)
+from paramviz.errors import UserError
+from paramviz.io import atomic_path
+
+FORMAT_VERSION = "1"
+_REQUIRED = ("paramviz_format", "arch", "arch_options", "input_convention")
+_DEFAULTS = {"source_format": "", "source_sha256": "", "source": ""}
+
+
+def save(path: str | os.PathLike, backbone: Backbone, **metadata: Any) -> Path:
+    """Write ``backbone`` atomically; ``metadata`` (e.g. ``source``) overrides what it carries."""
+    from safetensors.numpy import save_file
+
+    module = backbone.module
+    info = {
+        **_DEFAULTS,
+        **dict(backbone.metadata),
+        **{key: str(value) for key, value in metadata.items()},
+        "paramviz_format": FORMAT_VERSION,
+        "arch": module.arch_name(),
+        "arch_options": json.dumps(module.options(), sort_keys=True),
+        "input_convention": json.dumps(module.input_convention(), sort_keys=True),
+        "last_layer": backbone.layer_names[-1],
+    }
+    tensors = {
+        key: np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+        for key, value in flatten_tree(backbone.variables).items()
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=info)
+    return path
+
+
+def load(path: str | os.PathLike) -> Backbone:
+    """Read a converted file; ``UserError`` if it is missing, corrupt or describes another net."""
+    from paramviz.backbones import create
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    info, tensors = _read(path)
+    missing = [key for key in _REQUIRED if key not in info]
+    if missing:
+        raise UserError(f"{path} is not a paramviz weights file (metadata lacks {missing})")
+    if info["paramviz_format"] != FORMAT_VERSION:
+        raise UserError(
+            f"{path} has paramviz_format {info['paramviz_format']!r}; this version reads "
+            f"{FORMAT_VERSION!r} (convert the checkpoint again)"
+        )
+    options = {**_json(info, "arch_options", path), **_convention(info, path)}
+    module = create(info["arch"], **options)
+    _check_tensors(module, tensors, path)
+    return make_backbone(module, unflatten_tree(tensors), **info)
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            info = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as err:  # safetensors raises its own, OSError or ValueError
+        raise UserError(f"cannot read {path}: not a valid .safetensors file ({err})") from None
+    return info, tensors
+
+
+def _json(info: dict[str, str], key: str, path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(info[key])
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: metadata {key!r} is not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: metadata {key!r} should be a JSON object")
+    return value
+
+
+def _convention(info: dict[str, str], path: Path) -> dict[str, Any]:
+    convention = _json(info, "input_convention", path)
+    return {key: convention[key] for key in ("mean", "std", "clamp") if key in convention}
+
+
+def _check_tensors(module, tensors: dict[str, np.ndarray], path: Path) -> None:
+    expected = module.expected_shapes()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{key}: {tensors[key].shape} (expected {expected[key]})"
+        for key in sorted(set(expected) & set(tensors))
+        if not shape_fits(expected[key], tensors[key].shape)
+    ]
+    if missing or unexpected or wrong:
+        raise UserError(
+            f"{path} does not match its own description ({module.arch_name()}):"
+            + describe_problems(missing=missing, unexpected=unexpected, mismatched=wrong)
+        )
+
+
+def describe_problems(limit: int = 8, **problems: list[str]) -> str:
+    """Readable lists of what is wrong, each truncated after ``limit`` entries."""
+    lines = []
+    for kind, items in problems.items():
+        if not items:
+            continue
+        shown = ", ".join(items[:limit])
+        more = f", ... and {len(items) - limit} more" if len(items) > limit else ""
+        lines.append(f"\n  {kind.replace('_', ' ')} ({len(items)}): {shown}{more}")
+    return "".join(lines)
