@@ -11,8 +11,7 @@ from paramviz.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from experiments import cli as experiments_cli
-    from paramviz import commands
-    from paramviz.backbones import cli as backbone_cli
+    from paramviz import commands, probe
     from weights import cli as weights_cli
 
     parser = argparse.ArgumentParser(
@@ -21,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(subparsers)
-    backbone_cli.register(subparsers)
+    probe.register(subparsers)
     weights_cli.register(subparsers)
     experiments_cli.register(subparsers)
     return parser

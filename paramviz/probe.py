@@ -12,7 +12,7 @@ from typing import Any
 
 from paramviz.errors import UserError
 
-CLASS_NAMES_FILE = Path(__file__).with_name("imagenet_classes.txt")
+CLASS_NAMES_FILE = Path(__file__).parent / "backbones" / "imagenet_classes.txt"
 
 
 def register(subparsers) -> None:
