@@ -12,7 +12,7 @@ SHARED_WEIGHTS = Path(os.environ.get("PARAMVIZ_SHARED", REPO.parent / "shared"))
 ARTIFACTS = REPO / "test-artifacts"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_weights() -> Path:
     """``../shared/weights`` (real pretrained tensors); the test is skipped when it is absent."""
     if not SHARED_WEIGHTS.is_dir():
