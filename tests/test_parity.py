@@ -99,8 +99,8 @@ def test_partial_vgg19_stops_at_relu3_1(tmp_path):
     with pytest.raises(UserError, match=r"relu4_1.*past the last available layer 'relu3_1'"):
         backbone(images, ["relu4_1"])
     with_gap = {k: v for k, v in partial.items() if not k.startswith("features.5.")}
-    with pytest.raises(UserError, match=r"unexpected keys \(4\): features.10.bias"):
-        mapping.to_flax("vgg19", with_gap)  # conv2_1 missing: later layers cannot be used
+    with pytest.raises(UserError, match=r"missing keys \(30\): features.5.weight, features.5.bias"):
+        mapping.to_flax("vgg19", with_gap)  # conv1_2 missing: not a partial VGG-19, a broken one
 
 
 def test_checkpoint_of_another_architecture_is_refused_with_the_keys(converted_resnet18_keys):

@@ -142,6 +142,7 @@ def test_wrong_architecture_names_missing_and_unexpected_keys(plain, tmp_path, c
     assert "does not fit resnet50" in err
     assert "missing" in err and "layer1.0.conv3.weight" in err
     assert "unexpected" in err or "mismatch" in err
+    assert err.count("does not fit") == 1 and "pass --arch resnet18" in err
     assert_nothing_written(out_dir)
 
 

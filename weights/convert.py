@@ -45,6 +45,7 @@ def convert(
     inferred for partial networks.
     """
     from paramviz.backbones import save
+    from weights import mapping
 
     ckpt = read_checkpoint(src, fmt=fmt, trust_pickle=trust_pickle)
     arch = arch or _detected_arch(ckpt)
@@ -55,7 +56,15 @@ def convert(
         "source": ckpt.path.name,
     }
     options = {**_module_convention(convention), **arch_options}
-    backbone = _map_or_explain(arch, ckpt.state_dict, source, options)
+    try:
+        backbone = mapping.convert(arch, ckpt.state_dict, metadata=source, **options)
+    except UserError as err:
+        detected = mapping.detect_arch(ckpt.state_dict)
+        if detected is None or detected == arch:
+            raise
+        raise UserError(
+            f"{err}\nThe checkpoint fits {detected}: pass --arch {detected} or leave --arch out."
+        ) from None
     return save(out, backbone)
 
 
@@ -95,31 +104,6 @@ def _detected_arch(ckpt: Checkpoint) -> str:
             "pass --arch (and --spec for --arch sequential)"
         )
     return arch
-
-
-def _map_or_explain(arch: str, state_dict, source: dict[str, str], options: dict[str, Any]):
-    """``mapping.convert``; on a misfit, also say how the checkpoint differs from the whole net.
-
-    Without ``last_layer`` the mapping reads a checkpoint that only shares its first layers with
-    ``arch`` (a resnet18 given as resnet50) as a partial network, and its message then lists only
-    unexpected keys; the whole-network view adds the missing keys and shape mismatches.
-    """
-    from paramviz.backbones import create
-    from weights import mapping
-
-    try:
-        return mapping.convert(arch, state_dict, metadata=source, **options)
-    except UserError as partial_error:
-        if options.get("last_layer") is not None:
-            raise
-        whole = {**options, "last_layer": create(arch, **options).all_steps()[-1].name}
-        try:
-            mapping.to_flax(arch, state_dict, **whole)
-        except UserError as whole_error:
-            raise UserError(
-                f"{partial_error}\nCompared with the whole {arch}: {whole_error}"
-            ) from None
-        raise
 
 
 def _module_convention(convention: InputConvention) -> dict[str, Any]:

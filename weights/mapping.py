@@ -81,16 +81,18 @@ def infer_last_layer(arch: str, state_dict: Mapping[str, Any], **options: Any) -
 
     Walks the layers in order and stops before the first one whose tensors are not all there;
     e.g. a VGG-19 trunk that ends with conv3_1 gives ``"relu3_1"``. ``None`` when not even the
-    first layer's tensors are present.
+    first layer's tensors are present, or when the checkpoint also holds tensors past that point:
+    then it is not a partial ``arch`` (a ResNet-18 read as a ResNet-50 shares its first layers)
+    and must be compared with the whole network.
     """
     options = {key: v for key, v in options.items() if key != "last_layer"}
-    last = None
+    last, prefix_keys = None, set()
     for step in create(arch, **options).steps():
-        refs = step.param_refs()
-        if refs and not all(ref.torch_key in state_dict for ref in refs):
+        keys = {ref.torch_key for ref in step.param_refs()}
+        if not keys <= state_dict.keys():
             break
-        last = step.name
-    return last
+        last, prefix_keys = step.name, prefix_keys | keys
+    return None if _significant_keys(state_dict) - prefix_keys else last
 
 
 def infer_options(arch: str, state_dict: Mapping[str, Any], **options: Any) -> dict[str, Any]:
