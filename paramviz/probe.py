@@ -39,7 +39,9 @@ def register(subparsers) -> None:
         description="Run converted weights on an image and save the chosen layers (NHWC) to .npz.",
     )
     probe.add_argument("--backbone", help="expected architecture (checked against the file)")
-    probe.add_argument("--weights", required=True, help="converted .safetensors file")
+    probe.add_argument(
+        "--weights", required=True, help="converted .safetensors file or a fetched registry name"
+    )
     probe.add_argument("--image", required=True, help="input image")
     probe.add_argument("--layers", required=True, help="comma-separated layer names")
     probe.add_argument(
@@ -77,12 +79,10 @@ def run_probe(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from paramviz import backbones
+    from paramviz.commands import resolve_backbone
     from paramviz.io import atomic_path, read_image
 
-    backbone = backbones.load(args.weights)
-    if args.backbone and args.backbone != backbone.arch:
-        raise UserError(f"{args.weights} holds a {backbone.arch}, not a {args.backbone}")
+    backbone = resolve_backbone(args.weights, args.backbone)
     layers = tuple(name.strip() for name in args.layers.split(",") if name.strip())
     if not layers:
         raise UserError("--layers is empty; choose from: " + ", ".join(backbone.layer_names))
