@@ -11,6 +11,7 @@ from paramviz.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from experiments import cli as experiments_cli
+    from experiments import report_cli
     from paramviz import commands, probe
     from weights import cli as weights_cli
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.register(subparsers)
     weights_cli.register(subparsers)
     experiments_cli.register(subparsers)
+    report_cli.register(subparsers)
     return parser
 
 
