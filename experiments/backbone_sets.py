@@ -1,0 +1,394 @@
+"""Which networks the experiments compare: the ``imagenet`` and ``small`` backbone sets.
+
+* ``imagenet``: the registry's VGG-19, AlexNet, ResNet-50 and robust ResNet-50 (L2 ε = 3), the
+  networks of Nakano (2019) and Engstrom et al. (2019). They must have been fetched (``paramviz
+  weights fetch NAME``); a missing one is a :class:`UserError` that lists the commands.
+* ``small``: the matched standard/robust pairs of :data:`experiments.train.DEFAULT_PAIRS` trained on
+  textures (ResNet-18 and VGG-16 at narrow width; trained on first use, then read from the cache)
+  plus the real normalised VGG-19 trunk (to ``relu3_1``) when its file lies beside the checkout.
+* ``quick`` (either set's smoke version for tests): seeded random-initialised stand-ins with the
+  same names and architectures, so nothing is trained; every record says ``stand_in: true``.
+
+The *judge* is the network that scores style and content distances; it should be one the
+optimisation did not use. It is the real VGG-19 trunk where available, else the registry VGG-19
+(``imagenet``) or a seeded random VGG-19 trunk (``small``): random filters' Gram matrices still
+describe texture (Ustyuzhaninov et al. 2017), so the distances stay meaningful if less sharp.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from paramviz.errors import UserError
+
+WEIGHTS_SETS = ("imagenet", "small")
+
+IMAGENET_INPUT_SIZE = 224
+IMAGENET_ROBUST_EPS = 3.0  # L2, [0, 1] pixels at 224 px: the robust ResNet-50's training ball
+# (registry name, family, training). A family groups a standard network with its robust twin.
+IMAGENET_MEMBERS: tuple[tuple[str, str, str], ...] = (
+    ("vgg19", "vgg19", "standard"),
+    ("alexnet", "alexnet", "standard"),
+    ("resnet50", "resnet50", "standard"),
+    ("resnet50-robust-l2-eps3", "resnet50", "robust"),
+)
+
+SMALL_PAIRS: tuple[str, ...] = ("textures-resnet18", "textures-vgg16")
+QUICK_PAIRS: tuple[str, ...] = ("textures-resnet18",)
+"""The quick set keeps one pair: every code path (ResNet, VGG trunk, pair, judge) at a third of
+the compile time of two pairs."""
+QUICK_CLASSES = 10
+TRAININGS = ("standard", "robust")
+
+TRUNK_NAME = "vgg19-normalised-conv3_1"
+TRUNK_CONVERTED = "vgg19-normalised-conv3_1.safetensors"  # the same file `paramviz demo` converts
+JUDGE_SEED = 1234
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One network of a set and everything needed to load and describe it.
+
+    ``path`` is a converted ``.safetensors`` file, or None for a seeded random stand-in built from
+    ``arch``, ``options`` and ``seed``. ``num_classes`` is None for a network without logits.
+    """
+
+    name: str
+    arch: str
+    family: str
+    training: str
+    path: Path | None
+    input_size: int
+    num_classes: int | None
+    class_names: tuple[str, ...] | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+    note: str = ""
+
+    @property
+    def stand_in(self) -> bool:
+        return self.path is None
+
+    @property
+    def weights(self) -> str:
+        """Where the weights come from, for records."""
+        if self.path is not None:
+            return str(self.path)
+        return f"random initialisation (seed {self.seed}){': ' + self.note if self.note else ''}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSet:
+    """The networks compared, the judge that scores them, and R(f)'s default attack ball."""
+
+    name: str
+    quick: bool
+    members: tuple[Member, ...]
+    judge: Member
+    judge_layers: tuple[str, ...]
+    robust_eps: float
+    robustness_size: int
+    notes: tuple[str, ...] = ()
+
+    def member(self, name: str) -> Member:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise UserError(f"no backbone {name!r} in the {self.name} set: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(member.name for member in self.members)
+
+
+def resolve(name: str, quick: bool = False, progress: bool = True) -> BackboneSet:
+    """The backbone set called ``name`` (see the module docstring)."""
+    if name == "imagenet":
+        return imagenet_set(quick)
+    if name == "small":
+        return small_set(quick, progress)
+    raise UserError(f"unknown weights set {name!r}; choose one of {', '.join(WEIGHTS_SETS)}")
+
+
+# ------------------------------------------------------------------------------------ imagenet
+
+
+def imagenet_set(quick: bool = False) -> BackboneSet:
+    """The registry networks; ``UserError`` listing the fetch commands for any that are missing.
+
+    ``quick`` uses the same real weights (only the experiments' sizes and steps shrink).
+    """
+    from weights import registry
+
+    paths = {name: registry.converted_path(name) for name, _, _ in IMAGENET_MEMBERS}
+    if missing := [name for name, path in paths.items() if not path.is_file()]:
+        commands = "\n".join(f"  paramviz weights fetch {name}" for name in missing)
+        raise UserError(
+            f"the imagenet weights set needs {len(missing)} network(s) that are not in the cache "
+            f"({registry.converted_path(missing[0]).parent}); fetch them with:\n{commands}\n"
+            "or run with --weights-set small"
+        )
+    members = tuple(
+        _file_member(name, family, training, paths[name], IMAGENET_INPUT_SIZE)
+        for name, family, training in IMAGENET_MEMBERS
+    )
+    trunk = real_vgg_trunk()
+    if trunk is not None:
+        judge, note = _file_member(TRUNK_NAME, TRUNK_NAME, "standard", trunk, 224), ""
+    else:
+        judge = members[0]
+        note = "judge: the registry VGG-19 (the real normalised trunk is absent); it is also a "
+        note += "compared network, so its own cells are not judged independently"
+    return BackboneSet(
+        "imagenet",
+        quick,
+        members,
+        judge,
+        ("relu1_1", "relu2_1", "relu3_1"),
+        IMAGENET_ROBUST_EPS,
+        IMAGENET_INPUT_SIZE,
+        tuple(filter(None, [note])),
+    )
+
+
+# --------------------------------------------------------------------------------------- small
+
+
+def pair_names(pairs: tuple[str, ...]) -> list[str]:
+    """``textures-resnet18`` -> its ``-standard`` and ``-robust`` model names."""
+    return [f"{pair}-{training}" for pair in pairs for training in TRAININGS]
+
+
+def small_set(quick: bool = False, progress: bool = True) -> BackboneSet:
+    """Trained texture pairs (or quick stand-ins) plus the real VGG-19 trunk when present."""
+    from experiments.train import DEFAULT_PAIRS
+
+    pairs = QUICK_PAIRS if quick else SMALL_PAIRS
+    names = pair_names(pairs)
+    members = list(stand_ins(names) if quick else trained_members(names, progress))
+    notes = []
+    if quick:
+        notes.append(
+            "quick run: the texture pairs are seeded random-initialised stand-ins with the real "
+            "names and architectures (nothing is trained); their numbers test the code, not claims"
+        )
+    trunk = real_vgg_trunk()
+    if trunk is not None:
+        members.append(_file_member(TRUNK_NAME, TRUNK_NAME, "standard", trunk, 224))
+        judge = members[-1]
+        notes.append(
+            "judge: the real VGG-19 trunk, which is also a compared network: its own cells are "
+            "not judged independently"
+        )
+    else:
+        judge = random_vgg_judge()
+        notes.append(
+            f"the real VGG-19 trunk ({trunk_source()}) is absent: continuing without it; judge: a "
+            f"random-initialised VGG-19 trunk (seed {JUDGE_SEED})"
+        )
+    robust = DEFAULT_PAIRS[f"{pairs[0]}-robust"]
+    return BackboneSet(
+        "small",
+        quick,
+        tuple(members),
+        judge,
+        ("relu1_1", "relu2_1", "relu3_1"),
+        robust.eps,
+        robust.image_size,
+        tuple(notes),
+    )
+
+
+def trained_members(names: list[str], progress: bool = True) -> list[Member]:
+    """The trained pairs, trained now on first use (``train_pairs`` reuses finished files)."""
+    from experiments.train import DEFAULT_PAIRS, train_pairs
+
+    reports = train_pairs(names, progress=progress)
+    return [
+        _file_member(
+            name,
+            name.rsplit("-", 1)[0],
+            name.rsplit("-", 1)[1],
+            report.path,
+            DEFAULT_PAIRS[name].image_size,
+        )
+        for name, report in zip(names, reports, strict=True)
+    ]
+
+
+def stand_ins(names: list[str]) -> list[Member]:
+    """Random-initialised networks with the pairs' names, architectures and widths.
+
+    The robust twin gets another seed, so the two are different networks of the same shape.
+    """
+    from experiments.train import DEFAULT_PAIRS
+
+    members = []
+    for name in names:
+        config = DEFAULT_PAIRS[name]
+        family, training = name.rsplit("-", 1)
+        members.append(
+            Member(
+                name=name,
+                arch=config.arch,
+                family=family,
+                training=training,
+                path=None,
+                input_size=config.image_size,
+                num_classes=QUICK_CLASSES,
+                options=(("num_classes", QUICK_CLASSES), ("width", config.width)),
+                seed=TRAININGS.index(training),
+                note=f"stand-in for {name}",
+            )
+        )
+    return members
+
+
+def random_vgg_judge() -> Member:
+    """A seeded random VGG-19 trunk to ``relu3_1``: the judge when no real one is available."""
+    return Member(
+        name="vgg19-random-trunk",
+        arch="vgg19",
+        family="vgg19-random-trunk",
+        training="standard",
+        path=None,
+        input_size=224,
+        num_classes=None,
+        options=(("last_layer", "relu3_1"),),
+        seed=JUDGE_SEED,
+        note="judge of last resort",
+    )
+
+
+# ------------------------------------------------------------------------------- real VGG trunk
+
+
+def trunk_source() -> Path:
+    """Where the real normalised VGG-19 trunk may lie (see ``paramviz.demo``)."""
+    from paramviz.demo import REAL_TRUNK, shared_weights_dir
+
+    return shared_weights_dir() / REAL_TRUNK
+
+
+def real_vgg_trunk() -> Path | None:
+    """The converted real VGG-19 trunk, converting it once into the cache; None if absent."""
+    from paramviz import paths
+
+    converted = paths.converted_dir() / TRUNK_CONVERTED
+    if converted.is_file():
+        return converted
+    source = trunk_source()
+    if not source.is_file():
+        return None
+    from weights.convert import convert
+
+    return convert(source, converted)
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+def _file_member(name: str, family: str, training: str, path: Path, input_size: int) -> Member:
+    """A member described by its converted file's metadata (read without loading tensors)."""
+    info = file_metadata(path)
+    options = json.loads(info.get("arch_options", "{}"))
+    class_names = json.loads(info["class_names"]) if "class_names" in info else None
+    return Member(
+        name=name,
+        arch=info["arch"],
+        family=family,
+        training=training,
+        path=Path(path),
+        input_size=input_size,
+        num_classes=options.get("num_classes") if info.get("last_layer") == "logits" else None,
+        class_names=tuple(class_names) if class_names else None,
+    )
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a converted ``.safetensors`` file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as handle:
+            return dict(handle.metadata() or {})
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read weights file {path}: {err}") from None
+
+
+@functools.cache
+def file_sha256(path: Path) -> str:
+    """sha256 of a weights file: what exactly was used, for the records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pooling_option(arch: str, pooling: str | None) -> str | None:
+    """``pooling`` for the VGGs (Gatys' average-pool swap), None for nets without the option."""
+    return pooling if arch.startswith("vgg") else None
+
+
+def load_member(member: Member, pooling: str | None = None):
+    """The member as a :class:`~paramviz.backbones.Backbone` (``pooling`` only affects VGGs)."""
+    import jax
+
+    from paramviz import backbones
+    from paramviz.commands import resolve_backbone
+
+    pooling = pooling_option(member.arch, pooling)
+    if member.path is not None:
+        return resolve_backbone(str(member.path), pooling=pooling)
+    options = dict(member.options) | ({"pooling": pooling} if pooling else {})
+    size = (member.input_size, member.input_size)
+    return backbones.init(member.arch, jax.random.PRNGKey(member.seed), image_size=size, **options)
+
+
+def describe(member: Member) -> dict[str, Any]:
+    """The ``backbones`` entry of ``metrics.json``."""
+    return {
+        "arch": member.arch,
+        "weights": member.weights,
+        "sha256": file_sha256(member.path) if member.path is not None else None,
+        "stand_in": member.stand_in,
+        "training": member.training,
+        "family": member.family,
+    }
+
+
+def summary(backbone_set: BackboneSet) -> str:
+    """A few lines saying which networks run, which judge scores them, and any caveats."""
+    lines = [f"weights set {backbone_set.name}{' (quick)' if backbone_set.quick else ''}:"]
+    for member in backbone_set.members:
+        lines.append(f"  {member.name} ({member.arch}, {member.training}): {member.weights}")
+    lines.append(f"  judge: {backbone_set.judge.name} at {', '.join(backbone_set.judge_layers)}")
+    lines += [f"  note: {note}" for note in backbone_set.notes]
+    return "\n".join(lines)
+
+
+def recognition_judge(backbone_set: BackboneSet, member: Member) -> Member | None:
+    """An independent classifier for ``member``'s logit pictures (same classes, another net).
+
+    Preference: a standard network of another family (another architecture: it shares no
+    weights and no training run with ``member``), then ``member``'s own pair twin. None when no
+    other network has the same classes.
+    """
+    same_classes = [
+        other
+        for other in backbone_set.members
+        if other.name != member.name
+        and other.num_classes is not None
+        and other.num_classes == member.num_classes
+    ]
+    other_family = [other for other in same_classes if other.family != member.family]
+    ranked = sorted(other_family, key=lambda other: other.training != "standard") + [
+        other for other in same_classes if other.family == member.family
+    ]
+    return ranked[0] if ranked else None
