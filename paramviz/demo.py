@@ -80,10 +80,10 @@ def run(folder: Path, *, steps: int = 200, size: int = 160) -> dict[str, Path]:
         "neuron visualisation": [
             "visualize",
             "--objective",
-            f"{relus[-1]}:0-7",
+            f"{relus[-1]}:0-3",
             *common,
             "--size",
-            str(min(size, 128)),
+            str(min(size, 112)),
             "-o",
             str(folder / "channels.png"),
         ],
