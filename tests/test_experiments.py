@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from test_report import check_images_and_network, chrome, wait_for_images  # noqa: F401
 
 from experiments import grid, layer_robustness, runner
 from paramviz import backbones
@@ -298,3 +300,16 @@ def test_joint_content_under_the_identity_equals_plain_content():
     joint_value = joint(network_features(nets, required_layers(joint, nets), image, batch))
     assert float(plain_value) < 0
     assert float(joint_value) == pytest.approx(float(plain_value), rel=1e-5)
+
+
+def test_report_of_the_quick_run_loads_in_chromium(quick, chrome, artifacts):  # noqa: F811
+    from paramviz.cli import main
+
+    assert main(["report", str(quick.run_dir)]) == 0
+    page = quick.run_dir / "report.html"
+    chrome.get(page.as_uri())
+    wait_for_images(chrome)
+    check_images_and_network(chrome)
+    assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    assert chrome.execute_script("return document.images.length") > 0
+    shutil.copy(page, artifacts / "report-quick-run.html")
