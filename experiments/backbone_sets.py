@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from experiments.records import NetworkRecord
+from paramviz import backbones
 from paramviz.errors import UserError
+from paramviz.io import file_sha256
+from weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
 
 WEIGHTS_SETS = ("imagenet", "small")
 
@@ -45,8 +48,6 @@ the compile time of two pairs."""
 QUICK_CLASSES = 10
 TRAININGS = ("standard", "robust")
 
-TRUNK_NAME = "vgg19-normalised-conv3_1"
-TRUNK_CONVERTED = "vgg19-normalised-conv3_1.safetensors"  # the same file `paramviz demo` converts
 JUDGE_SEED = 1234
 
 
@@ -265,37 +266,12 @@ def random_vgg_judge() -> Member:
     )
 
 
-# ------------------------------------------------------------------------------- real VGG trunk
-
-
-def trunk_source() -> Path:
-    """Where the real normalised VGG-19 trunk may lie (see ``paramviz.demo``)."""
-    from paramviz.demo import REAL_TRUNK, shared_weights_dir
-
-    return shared_weights_dir() / REAL_TRUNK
-
-
-def real_vgg_trunk() -> Path | None:
-    """The converted real VGG-19 trunk, converting it once into the cache; None if absent."""
-    from paramviz import paths
-
-    converted = paths.converted_dir() / TRUNK_CONVERTED
-    if converted.is_file():
-        return converted
-    source = trunk_source()
-    if not source.is_file():
-        return None
-    from weights.convert import convert
-
-    return convert(source, converted)
-
-
 # ------------------------------------------------------------------------------------ loading
 
 
 def _file_member(name: str, family: str, training: str, path: Path, input_size: int) -> Member:
     """A member described by its converted file's metadata (read without loading tensors)."""
-    info = file_metadata(path)
+    info = backbones.read_metadata(path)
     options = json.loads(info.get("arch_options", "{}"))
     class_names = json.loads(info["class_names"]) if "class_names" in info else None
     return Member(
@@ -310,38 +286,19 @@ def _file_member(name: str, family: str, training: str, path: Path, input_size: 
     )
 
 
-def file_metadata(path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a converted ``.safetensors`` file."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "np") as handle:
-            return dict(handle.metadata() or {})
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read weights file {path}: {err}") from None
-
-
-@functools.cache
-def file_sha256(path: Path) -> str:
-    """sha256 of a weights file: what exactly was used, for the records."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = functools.cache(file_sha256)  # metrics.json is rewritten after every cell
 
 
 def pooling_option(arch: str, pooling: str | None) -> str | None:
-    """``pooling`` for the VGGs (Gatys' average-pool swap), None for nets without the option."""
-    return pooling if arch.startswith("vgg") else None
+    """``pooling`` for networks with the option (Gatys' average-pool swap), else None."""
+    return pooling if backbones.get(arch).pooling else None
 
 
 def load_member(member: Member, pooling: str | None = None):
-    """The member as a :class:`~paramviz.backbones.Backbone` (``pooling`` only affects VGGs)."""
+    """The member as a :class:`~paramviz.backbones.Backbone` (``pooling`` only where offered)."""
     import jax
 
-    from paramviz import backbones
-    from paramviz.commands import resolve_backbone
+    from weights.resolve import resolve_backbone
 
     pooling = pooling_option(member.arch, pooling)
     if member.path is not None:
@@ -351,16 +308,16 @@ def load_member(member: Member, pooling: str | None = None):
     return backbones.init(member.arch, jax.random.PRNGKey(member.seed), image_size=size, **options)
 
 
-def describe(member: Member) -> dict[str, Any]:
+def describe(member: Member) -> NetworkRecord:
     """The ``backbones`` entry of ``metrics.json``."""
-    return {
-        "arch": member.arch,
-        "weights": member.weights,
-        "sha256": file_sha256(member.path) if member.path is not None else None,
-        "stand_in": member.stand_in,
-        "training": member.training,
-        "family": member.family,
-    }
+    return NetworkRecord(
+        arch=member.arch,
+        weights=member.weights,
+        sha256=_sha256(member.path) if member.path is not None else None,
+        stand_in=member.stand_in,
+        training=member.training,
+        family=member.family,
+    )
 
 
 def summary(backbone_set: BackboneSet) -> str:

@@ -539,3 +539,32 @@ def top_k_recognised(
     ranks = np.sum(logits > target, axis=1)
     hits = ranks < k
     return Recognition(hits=hits, ranks=ranks, rate=float(np.mean(hits)), k=k)
+
+
+# ---------------------------------------------------------------------------------------------
+# artefacts of a network's strides
+
+
+def stride_periods(backbone, layers: Sequence[str], size: int) -> tuple[int, ...]:
+    """The downsampling periods (px) of the network up to its deepest layer in ``layers``.
+
+    Checkerboard artefacts of a strided network repeat at these periods (Nakano; Odena et al.).
+    """
+    names = backbone.layer_names[: max(backbone.layer_names.index(layer) for layer in layers) + 1]
+    images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    shapes = jax.eval_shape(lambda x: backbone(x, names), images)
+    periods = {
+        round(size / shape.shape[1])
+        for shape in shapes.values()
+        if len(shape.shape) == 4 and 0 < shape.shape[1] < size
+    }
+    return tuple(sorted(p for p in periods if p >= 2)) or STRIDE_PERIODS
+
+
+def spectral_metrics(images: np.ndarray, periods: Sequence[int]) -> dict[str, float]:
+    """High-frequency ratio, spectrum slope and checkerboard energy (means over a batch)."""
+    return {
+        "high_frequency_ratio": float(np.mean(high_frequency_ratio(images))),
+        "spectrum_slope": float(np.mean(spectrum_slope(images))),
+        "checkerboard": float(np.nanmean(checkerboard_energy(images, periods).summary)),
+    }

@@ -1,32 +1,22 @@
 """Running experiments into a run folder: one cell at a time, resumable, with exact records.
 
-An experiment is a list of *cells* (one picture each: a style transfer, a contact sheet, an attack
-sheet). The runner writes, per experiment, the settings it ran with, each finished cell (PNG, then
-its JSON record, atomically and last), and a ``metrics.json`` that gathers the records. A cell
-whose record exists is finished: running again skips it, so an interrupted run resumes where it
-stopped. Changing the settings of an existing experiment folder is refused (its finished cells
-would silently mix two settings). The layout, read by ``experiments/report.py``::
-
-    RUN_DIR/run.json                   paramviz_version, weights_set, quick, experiments, times
-    RUN_DIR/inputs/<name>.png          the content/style pictures used
-    RUN_DIR/<experiment>/settings.json exact settings and seeds
-    RUN_DIR/<experiment>/cells/<id>.png, <id>.json
-    RUN_DIR/<experiment>/metrics.json  experiment, title, question, columns, cells, rows,
-                                       backbones, seconds (+ judge, notes, complete)
-
-Metric values that are not finite are written as ``null``.
+An experiment (:mod:`experiments.registry`) is a list of *cells* (one picture each: a style
+transfer, a contact sheet, an attack sheet). The runner writes, per experiment, the settings it
+ran with, each finished cell (PNG, then its record, atomically and last), and a ``metrics.json``
+that gathers the records; :mod:`experiments.records` states the layout. A cell whose record
+exists is finished: running again skips it, so an interrupted run resumes where it stopped.
+Changing the settings of an existing experiment folder is refused (its finished cells would
+silently mix two settings).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
-import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,79 +24,34 @@ import numpy as np
 
 from experiments import backbone_sets
 from experiments.backbone_sets import BackboneSet
+from experiments.pictures import load_picture
+from experiments.records import (
+    CELLS_DIR,
+    INPUTS_DIR,
+    METRICS_FILE,
+    RUN_FILE,
+    SETTINGS_FILE,
+    CellRecord,
+    ExperimentRecord,
+    RunRecord,
+)
+from experiments.registry import Cell, Experiment, Settings, experiments, select
 from paramviz.errors import UserError
-from paramviz.io import atomic_path, read_image, save_png
+from paramviz.io import read_image, read_json, save_png, to_json_data, write_json
 
-ALL = "all"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-
-
-# ------------------------------------------------------------------------------------ values
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """Run-wide choices beyond the weights set. ``None`` robustness values take the set's
-    defaults (see :mod:`experiments.layer_robustness`)."""
+    defaults (see :mod:`experiments.robustness`)."""
 
     seed: int = 0
     robustness_eps: float | None = None
     robustness_steps: int | None = None
     robustness_step_size: float | None = None
     progress: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One picture to make. ``spec`` holds what is particular to the experiment (pictures,
-    units, layer, networks), as JSON data."""
-
-    id: str
-    group: str
-    backbone: str
-    prior: str
-    optimizer: str
-    seed: int
-    spec: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class CellOutput:
-    """What a cell produced: its picture, metrics, the input pictures by role, tile labels and
-    anything else worth keeping (``details``: losses, stop reason, per-tile values)."""
-
-    picture: np.ndarray
-    metrics: dict[str, float]
-    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
-    labels: list[str] | None = None
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-Settings = dict[str, Any]
-
-
-def no_rows(settings: Settings, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Experiments without a table."""
-    return []
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """A published comparison as functions: its settings, its cells and how to make one.
-
-    ``settings(context)`` returns JSON data (everything that determines the results),
-    ``plan(settings)`` the cells, ``run_cell(context, settings, cell)`` one cell's output, and
-    ``rows(settings, records)`` an optional summary table.
-    """
-
-    name: str
-    title: str
-    question: str
-    columns: tuple[str, ...]
-    settings: Callable[[RunContext], Settings]
-    plan: Callable[[Settings], list[Cell]]
-    run_cell: Callable[[RunContext, Settings, Cell], CellOutput]
-    rows: Callable[[Settings, Sequence[Mapping[str, Any]]], list[dict[str, Any]]] = no_rows
 
 
 class RunContext:
@@ -125,9 +70,9 @@ class RunContext:
 
     def backbone(self, name: str, pooling: str | None = None):
         """The set member ``name`` (``pooling="avg"`` swaps a VGG's max pools, Gatys et al.)."""
-        key = (name, backbone_sets.pooling_option(self.backbone_set.member(name).arch, pooling))
+        member = self.backbone_set.member(name)
+        key = (name, backbone_sets.pooling_option(member.arch, pooling))
         if key not in self._networks:
-            member = self.backbone_set.member(name)
             self._networks[key] = backbone_sets.load_member(member, key[1])
         return self._networks[key]
 
@@ -140,9 +85,7 @@ class RunContext:
 
     def picture(self, name: str, size: int) -> np.ndarray:
         """Input picture ``name`` at ``size`` px, exactly as saved in ``inputs/`` (8-bit)."""
-        from experiments.grid import load_picture
-
-        path = self.run_dir / "inputs" / f"{name}.png"
+        path = self.run_dir / INPUTS_DIR / f"{name}.png"
         if not path.is_file():
             save_png(path, load_picture(name, size))
         image = read_image(path)
@@ -156,48 +99,12 @@ class RunContext:
 
 def input_reference(name: str) -> str:
     """An input picture's path relative to an experiment folder."""
-    return f"../inputs/{name}.png"
+    return f"../{INPUTS_DIR}/{name}.png"
 
 
 def cell_id(*parts: Any) -> str:
     """A file-name-safe id from its parts (``chelsea+gravel__resnet50__pixel__adam``)."""
     return "__".join(_UNSAFE.sub("-", str(part)).strip("-") for part in parts)
-
-
-# --------------------------------------------------------------------------------- registry
-
-
-def registry() -> dict[str, Experiment]:
-    """Every experiment by name, in the order ``all`` runs them (R(f) before single-layer
-    style, which reuses its values)."""
-    from experiments import (
-        content_vs_style_net,
-        layer_robustness,
-        neurons,
-        single_layer_style,
-        style_grid,
-    )
-
-    ordered = (
-        style_grid.STYLE_GRID,
-        style_grid.TEXTURE_GRID,
-        neurons.NEURONS,
-        content_vs_style_net.CONTENT_VS_STYLE_NET,
-        layer_robustness.LAYER_ROBUSTNESS,
-        single_layer_style.SINGLE_LAYER_STYLE,
-    )
-    return {experiment.name: experiment for experiment in ordered}
-
-
-def select(names: Sequence[str]) -> list[Experiment]:
-    """The experiments called ``names`` (``all`` = every one), in registry order."""
-    known = registry()
-    wanted = list(known) if ALL in names else list(dict.fromkeys(names))
-    if unknown := [name for name in wanted if name not in known]:
-        raise UserError(
-            f"unknown experiment {unknown[0]!r}; known: {', '.join(known)} (or {ALL!r})"
-        )
-    return [experiment for name, experiment in known.items() if name in wanted]
 
 
 # ----------------------------------------------------------------------------------- running
@@ -229,16 +136,16 @@ def run_experiments(
     switched on only once the weights are known to be there.
     """
     options = options or RunOptions()
-    experiments = select(names)
+    chosen = select(names)
     run_dir = Path(run_dir)
     backbone_set = backbone_sets.resolve(weights_set, quick, options.progress)
     print(backbone_sets.summary(backbone_set), flush=True)
     if compile_cache is not None:
         enable_compile_cache(compile_cache)
-    started = begin_run(run_dir, weights_set, quick, [e.name for e in experiments])
+    started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
     context = RunContext(run_dir, backbone_set, options)
-    outcomes = [run_experiment(context, experiment) for experiment in experiments]
-    write_run_record(run_dir, {**started, "finished_at": now()})
+    outcomes = [run_experiment(context, experiment) for experiment in chosen]
+    write_json(run_dir / RUN_FILE, dataclasses.replace(started, finished_at=now()).to_json())
     return outcomes
 
 
@@ -246,7 +153,7 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) -> dict[str, Any]:
+def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) -> RunRecord:
     """Write ``run.json`` for a (re)started run; an existing one must have the same set and mode.
 
     The experiment list is the union of those run before and now, so one folder can be filled
@@ -254,30 +161,25 @@ def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) ->
     """
     import paramviz
 
-    path = run_dir / "run.json"
-    previous = read_json(path) if path.is_file() else None
+    path = run_dir / RUN_FILE
+    previous = RunRecord.from_json(read_json(path)) if path.is_file() else None
     if previous is not None:
         for key, value in (("weights_set", weights_set), ("quick", quick)):
-            if previous.get(key) != value:
+            if getattr(previous, key) != value:
                 raise UserError(
-                    f"{run_dir} holds a run with {key}={previous.get(key)!r}, not {value!r}; "
+                    f"{run_dir} holds a run with {key}={getattr(previous, key)!r}, not {value!r}; "
                     "use another output folder"
                 )
-    earlier = previous["experiments"] if previous else []
-    record = {
-        "paramviz_version": paramviz.__version__,
-        "weights_set": weights_set,
-        "quick": quick,
-        "experiments": [name for name in registry() if name in {*earlier, *names}],
-        "started_at": previous["started_at"] if previous else now(),
-        "finished_at": None,
-    }
-    write_run_record(run_dir, record)
+    earlier = previous.experiments if previous else []
+    record = RunRecord(
+        paramviz_version=paramviz.__version__,
+        weights_set=weights_set,
+        quick=quick,
+        experiments=[name for name in experiments() if name in {*earlier, *names}],
+        started_at=previous.started_at if previous else now(),
+    )
+    write_json(path, record.to_json())
     return record
-
-
-def write_run_record(run_dir: Path, record: Mapping[str, Any]) -> None:
-    write_json(run_dir / "run.json", record)
 
 
 def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
@@ -286,8 +188,8 @@ def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
 
     clock = time.perf_counter()
     folder = context.run_dir / experiment.name
-    settings = as_json_data(experiment.settings(context))
-    check_settings(folder / "settings.json", settings)
+    settings = to_json_data(experiment.settings(context), "settings")
+    check_settings(folder / SETTINGS_FILE, settings)
     cells = experiment.plan(settings)
     check_unique_ids(experiment.name, cells)
     records, computed = [], 0
@@ -327,20 +229,26 @@ def check_unique_ids(name: str, cells: Sequence[Cell]) -> None:
         raise ValueError(f"experiment {name} plans duplicate cell ids")
 
 
-def finished_record(folder: Path, cell: Cell) -> dict[str, Any] | None:
-    """The cell's record if it finished (its JSON exists and its picture too), else None."""
-    path = folder / "cells" / f"{cell.id}.json"
-    if not path.is_file() or not (folder / "cells" / f"{cell.id}.png").is_file():
+def cell_paths(folder: Path, cell_id_: str) -> tuple[Path, Path]:
+    """``(picture, record)`` of a cell."""
+    cells = folder / CELLS_DIR
+    return cells / f"{cell_id_}.png", cells / f"{cell_id_}.json"
+
+
+def finished_record(folder: Path, cell: Cell) -> CellRecord | None:
+    """The cell's record if it finished (its record exists and its picture too), else None."""
+    picture, path = cell_paths(folder, cell.id)
+    if not path.is_file() or not picture.is_file():
         return None
     try:
-        return read_json(path)
+        return CellRecord.from_json(read_json(path))
     except UserError:
         return None  # a damaged record: make the cell again
 
 
 def make_cell(
     context: RunContext, experiment: Experiment, settings: Settings, cell: Cell, folder: Path
-) -> dict[str, Any]:
+) -> CellRecord:
     """Run one cell; write its picture, then its record (the record marks it finished)."""
     clock = time.perf_counter()
     try:
@@ -348,114 +256,67 @@ def make_cell(
     except UserError as err:
         raise UserError(f"{experiment.name}, cell {cell.id}: {err}") from None
     seconds = time.perf_counter() - clock
-    image = f"cells/{cell.id}.png"
-    save_png(folder / image, output.picture)
-    record = {
-        "id": cell.id,
-        "experiment": experiment.name,
-        "group": cell.group,
-        "backbone": cell.backbone,
-        "prior": cell.prior,
-        "optimizer": cell.optimizer,
-        "image": image,
-        "inputs": {role: input_reference(name) for role, name in output.inputs.items()},
-        "labels": list(output.labels) if output.labels is not None else None,
-        "metrics": {name: finite_or_none(value) for name, value in output.metrics.items()},
-        "seconds": round(seconds, 3),
-        "seed": cell.seed,
-        "spec": dict(cell.spec),
-        "details": output.details,
-    }
-    record = as_json_data(record)
-    write_json(folder / "cells" / f"{cell.id}.json", record)
-    return record
+    picture, path = cell_paths(folder, cell.id)
+    save_png(picture, output.picture)
+    record = CellRecord(
+        id=cell.id,
+        experiment=experiment.name,
+        group=cell.group,
+        backbone=cell.backbone,
+        prior=cell.prior,
+        optimizer=cell.optimizer,
+        image=f"{CELLS_DIR}/{picture.name}",
+        inputs={role: input_reference(name) for role, name in output.inputs.items()},
+        labels=list(output.labels) if output.labels is not None else None,
+        metrics=dict(output.metrics),
+        seconds=round(seconds, 3),
+        seed=cell.seed,
+        spec=dict(cell.spec),
+        details=output.details,
+    )
+    write_json(path, record.to_json())
+    return CellRecord.from_json(record.to_json())  # as a resumed run reads it back
 
 
 def write_metrics(
     context: RunContext,
     experiment: Experiment,
     settings: Settings,
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[CellRecord],
     *,
     complete: bool,
 ) -> Path:
     """``metrics.json``: the records so far, the summary rows and the networks involved."""
     backbone_set = context.backbone_set
-    used = set(settings.get("backbones", backbone_set.names)) | {
-        record["backbone"] for record in records
-    }
+    used = set(settings.get("backbones", backbone_set.names)) | {r.backbone for r in records}
     judge = backbone_set.judge
-    data = {
-        "experiment": experiment.name,
-        "title": experiment.title,
-        "question": experiment.question,
-        "columns": list(experiment.columns),
-        "cells": list(records),
-        "rows": experiment.rows(settings, records) if complete else [],
-        "backbones": {
+    data = ExperimentRecord(
+        experiment=experiment.name,
+        title=experiment.title,
+        question=experiment.question,
+        columns=list(experiment.columns),
+        cells=list(records),
+        rows=experiment.rows(settings, records) if complete else [],
+        backbones={
             member.name: backbone_sets.describe(member)
             for member in backbone_set.members
             if member.name in used
         },
-        "seconds": round(sum(record["seconds"] for record in records), 3),
-        "judge": {
-            "name": judge.name,
-            "layers": list(backbone_set.judge_layers),
-            **backbone_sets.describe(judge),
+        seconds=round(sum(record.seconds for record in records), 3),
+        judge={
+            judge.name: dataclasses.replace(
+                backbone_sets.describe(judge), layers=list(backbone_set.judge_layers)
+            )
         },
-        "notes": list(backbone_set.notes) + list(settings.get("notes", [])),
-        "weights_set": backbone_set.name,
-        "quick": backbone_set.quick,
-        "complete": complete,
-    }
-    path = context.run_dir / experiment.name / "metrics.json"
-    write_json(path, as_json_data(data))
-    return path
+        notes=list(backbone_set.notes) + list(settings.get("notes", [])),
+        weights_set=backbone_set.name,
+        quick=backbone_set.quick,
+        complete=complete,
+    )
+    return write_json(context.run_dir / experiment.name / METRICS_FILE, data.to_json())
 
 
-# ------------------------------------------------------------------------------------- files
-
-
-def finite_or_none(value: Any) -> float | None:
-    """A metric as a float, or None when it is not finite (JSON has no NaN)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def as_json_data(value: Any) -> Any:
-    """``value`` as plain JSON data (tuples -> lists, numpy scalars -> numbers, NaN -> None)."""
-
-    def convert(item: Any) -> Any:
-        if isinstance(item, Path):
-            return str(item)
-        if isinstance(item, np.integer):
-            return int(item)
-        if isinstance(item, np.floating | float):
-            return finite_or_none(item)
-        if isinstance(item, np.ndarray):
-            return [convert(v) for v in item.tolist()]
-        if isinstance(item, Mapping):
-            return {str(k): convert(v) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [convert(v) for v in item]
-        return item
-
-    return json.loads(json.dumps(convert(value), allow_nan=False))
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (readers never see half a file)."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-
+# ------------------------------------------------------------------------------- compilation
 
 FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 

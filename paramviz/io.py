@@ -1,4 +1,4 @@
-"""Files in and out: atomic writes and image reading/writing.
+"""Files in and out: atomic writes, images, JSON records and file hashes.
 
 Every file paramviz writes goes through :func:`atomic_path`, so a failed or interrupted command
 never leaves a half-written file that looks valid.
@@ -7,10 +7,14 @@ never leaves a half-written file that looks valid.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,3 +86,60 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, to_uint8(image), extension=".png")
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    return sha256_of(path).hexdigest()
+
+
+def sha256_of(path: str | os.PathLike) -> Any:
+    """A sha256 hasher fed with the whole file (a resumed download keeps updating it)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256")
+
+
+def to_json_data(value: Any, where: str = "value") -> Any:
+    """``value`` as plain JSON data; non-finite floats become ``None``.
+
+    Tuples become lists, numpy scalars and arrays numbers and lists, paths strings; floats are
+    written by ``str`` (the shortest text that round-trips, so float32 0.05 is 0.05). Anything
+    else is a ``TypeError`` naming the entry (``where``) that cannot be written.
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(str(value)) if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray):
+        return [to_json_data(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(k): to_json_data(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_data(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{where} ({type(value).__name__}) cannot be written to JSON")
+
+
+def json_text(data: Any) -> str:
+    """Indented JSON of :func:`to_json_data` of ``data``, ending in a newline."""
+    return json.dumps(to_json_data(data), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as JSON atomically (readers never see half a file)."""
+    path = Path(path)
+    text = json_text(data)  # fails before anything is written
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; ``UserError`` naming it when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None

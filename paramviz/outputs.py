@@ -22,7 +22,7 @@ import numpy as np
 import paramviz
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
-from paramviz.io import atomic_path, save_png, to_uint8
+from paramviz.io import atomic_path, json_text, save_png, to_json_data, to_uint8
 from paramviz.objectives import MAIN
 from paramviz.render import RenderResult
 
@@ -90,26 +90,6 @@ def gif_frames(result: RenderResult) -> list[tuple[int, np.ndarray]]:
     return frames
 
 
-def _jsonable(value: Any, where: str = "settings") -> Any:
-    """``value`` as plain JSON data; ``TypeError`` naming the entry that cannot be written."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        # str() is the shortest text that round-trips, so float32 0.05 is written as 0.05
-        return float(str(value)) if math.isfinite(value) else None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"{where} ({type(value).__name__}) cannot be written to JSON")
-
-
 def _parsed(text: str) -> Any:
     """Backbone metadata values are strings, some of them JSON: decode those."""
     try:
@@ -142,9 +122,9 @@ def sidecar(
         "paramviz_version": paramviz.__version__,
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": result.seed,
-        "settings": _jsonable(dict(settings)),
+        "settings": to_json_data(dict(settings), "settings"),
         "networks": {name: network_record(b) for name, b in (backbones or {}).items()},
-        "result": _jsonable(
+        "result": to_json_data(
             {
                 "started_at": result.started_at,
                 "elapsed_s": round(result.elapsed_s, 3),
@@ -187,7 +167,7 @@ def save_result(
     if len(set(paths.values())) != len(paths):
         raise UserError(f"output path {png} must not end in .json or .gif")
     record = sidecar(result, settings, backbones, labels, {k: p.name for k, p in paths.items()})
-    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # fails before anything is written
+    text = json_text(record)  # fails before anything is written
     with contextlib.ExitStack() as stack:
         temporary = {kind: stack.enter_context(atomic_path(path)) for kind, path in paths.items()}
         save_png(temporary["image"], picture(result.image, labels))

@@ -25,3 +25,13 @@ def downloads_dir() -> Path:
 def converted_dir() -> Path:
     """Converted checkpoints (``NAME.safetensors``), the only form rendering reads."""
     return home() / "converted"
+
+
+def trained_dir() -> Path:
+    """Networks trained by ``paramviz train`` (never committed)."""
+    return home() / "trained"
+
+
+def compile_cache_dir() -> Path:
+    """JAX's persistent compilation cache."""
+    return home() / "jax-cache"

@@ -69,8 +69,16 @@ def test_bad_spec_and_bad_options_are_user_errors():
         backbones.create("sequential", spec="conv3x3,relu")
     with pytest.raises(UserError, match="unknown architecture 'vgg11'"):
         backbones.create("vgg11")
-    with pytest.raises(UserError, match="bad option for resnet50"):
+    with pytest.raises(
+        UserError,
+        match=r"pooling is an option of VGG-style networks \(vgg16, .*"
+        r"\), not of resnet50$",
+    ):
         backbones.create("resnet50", pooling="avg")
+    with pytest.raises(UserError, match="unknown option 'depth' for resnet50; its options: mean,"):
+        backbones.create("resnet50", depth=3)
+    with pytest.raises(UserError, match="option width='abc' of resnet50 should be a number"):
+        backbones.create("resnet50", width="abc")
     with pytest.raises(UserError, match="last_layer 'relu9_9' is not a layer of vgg19"):
         backbones.create("vgg19", last_layer="relu9_9")
 

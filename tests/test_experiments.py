@@ -18,10 +18,14 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers.browser import (
+    check_images_and_network,
+    chrome_fixture,  # noqa: F401 (the chrome fixture)
+    wait_for_images,
+)
 from PIL import Image
-from test_report import check_images_and_network, chrome, wait_for_images  # noqa: F401
 
-from experiments import grid, layer_robustness, runner
+from experiments import priors, robustness, runner, style_job
 from paramviz import backbones
 from paramviz.cli import main
 from paramviz.errors import UserError
@@ -161,8 +165,8 @@ def test_style_cells_use_their_inputs_and_measure_content(quick):
             "style": f"../inputs/{style}.png",
         }
         assert 0 <= cell["metrics"]["style_distance"] and 0 <= cell["metrics"]["content_distance"]
-    priors = {cell["prior"] for cell in cells}
-    assert priors == set(grid.PRIORS)
+    used = {cell["prior"] for cell in cells}
+    assert used == set(priors.PRIORS)
 
 
 def test_neuron_sheets_are_labelled_and_logits_are_judged(quick):
@@ -243,7 +247,7 @@ def test_changed_settings_are_refused_on_resume(tmp_path):
 def test_a_run_folder_keeps_its_weights_set(tmp_path):
     runner.begin_run(tmp_path, "small", True, ["neurons"])
     record = runner.begin_run(tmp_path, "small", True, ["style-grid"])
-    assert record["experiments"] == ["style-grid", "neurons"]  # merged, in registry order
+    assert record.experiments == ["style-grid", "neurons"]  # merged, in registry order
     with pytest.raises(UserError, match="weights_set='small'"):
         runner.begin_run(tmp_path, "imagenet", True, ["neurons"])
 
@@ -252,9 +256,9 @@ def test_a_run_folder_keeps_its_weights_set(tmp_path):
 
 
 def test_lbfgs_only_runs_with_deterministic_priors():
-    runs = grid.prior_optimizer_runs(list(grid.PRIORS), grid.OPTIMIZERS)
+    runs = priors.prior_optimizer_runs(list(priors.PRIORS), priors.OPTIMIZERS)
     assert ["fourier+decorrelate+transforms", "lbfgs"] not in runs
-    assert len(runs) == 2 * len(grid.PRIORS) - 1
+    assert len(runs) == 2 * len(priors.PRIORS) - 1
 
 
 def test_cell_ids_are_file_names():
@@ -268,14 +272,14 @@ def test_r_of_the_identity_is_eps_over_the_mean_pair_distance():
     images = 0.3 + 0.4 * rng.uniform(size=(5, 8, 8, 3)).astype(np.float32)
     eps = 0.5
     attack = jax.jit(
-        lambda x, key: layer_robustness.attack_features(
+        lambda x, key: robustness.attack_features(
             lambda y: y, x, key, eps=eps, steps=3, step_size=0.4
         )
     )(images, jax.random.PRNGKey(0))
     np.testing.assert_allclose(np.asarray(attack.moved), eps, rtol=1e-4)
     pairs = [np.linalg.norm(images[i] - images[j]) for i in range(5) for j in range(i + 1, 5)]
     expected = eps / np.mean(pairs)
-    assert layer_robustness.robustness_ratio(attack) == pytest.approx(expected, rel=1e-4)
+    assert robustness.robustness_ratio(attack) == pytest.approx(expected, rel=1e-4)
 
 
 def test_joint_content_under_the_identity_equals_plain_content():
@@ -291,18 +295,18 @@ def test_joint_content_under_the_identity_equals_plain_content():
     style_targets = objectives.style_targets(net, style, ["relu1", "relu2"])
     content_targets = objectives.content_targets(net, content, ["relu2"])
     settings = {"style_weight": 1.0, "content_weight": 1.0, "style_loss": "l1"}
-    plain = grid.style_transfer_objective(style_targets, content_targets, settings)
-    joint = grid.style_transfer_objective(style_targets, content_targets, settings, joint=True)
+    plain = style_job.style_transfer_objective(style_targets, content_targets, settings)
+    joint = style_job.style_transfer_objective(style_targets, content_targets, settings, joint=True)
     nets = {"main": net}
     image = picture[None]
-    batch = grid.with_reference(lambda key, x: x, content[None])(jax.random.PRNGKey(0), image)
+    batch = style_job.with_reference(lambda key, x: x, content[None])(jax.random.PRNGKey(0), image)
     plain_value = plain(network_features(nets, required_layers(plain, nets), image, image))
     joint_value = joint(network_features(nets, required_layers(joint, nets), image, batch))
     assert float(plain_value) < 0
     assert float(joint_value) == pytest.approx(float(plain_value), rel=1e-5)
 
 
-def test_report_of_the_quick_run_loads_in_chromium(quick, chrome, artifacts):  # noqa: F811
+def test_report_of_the_quick_run_loads_in_chromium(quick, chrome, artifacts):
     from paramviz.cli import main
 
     assert main(["report", str(quick.run_dir)]) == 0

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from paramviz import backbones
 from paramviz import objectives as obj
 from paramviz.errors import UserError
 
@@ -188,11 +189,9 @@ def test_targets_are_pytree_leaves_not_closure_constants():
 def test_presets_and_style_transfer_objective():
     assert obj.GATYS_VGG19.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert obj.GATYS_VGG19.content_layers == ("relu4_2",)
-    assert obj.GATYS_VGG19.backbone_options["pooling"] == "avg"
+    assert obj.GATYS_VGG19.pooling == "avg"
     assert obj.NAKANO_RESNET50.style_layers == ("layer1", "layer2", "layer3", "layer4")
     assert obj.NAKANO_RESNET50.content_layers == ("layer3",)
-    single = obj.single_layer_style("layer2", obj.NAKANO_RESNET50)
-    assert single.style_layers == ("layer2",) and single.arch == "resnet50"
 
     style_t, content_t = {"acts": np.eye(4, dtype=np.float32)}, {"even": EVEN}
     combined = obj.style_transfer_objective(content_t, style_t, 2.0, 5.0, 0.1)
@@ -205,12 +204,17 @@ def test_presets_and_style_transfer_objective():
     assert [t.name for t in texture.summands()] == ["style"]
 
 
-@pytest.mark.parametrize("preset", [obj.GATYS_VGG19, obj.NAKANO_RESNET50], ids=lambda p: p.name)
-def test_presets_name_layers_of_the_real_architectures(preset):
-    from paramviz.backbones import layer_names
-
-    names = layer_names(preset.arch, **preset.backbone_options)
+@pytest.mark.parametrize(
+    "architecture",
+    [arch for arch in backbones.architectures() if arch.style is not None],
+    ids=lambda arch: arch.name,
+)
+def test_presets_name_layers_of_their_own_architecture(architecture):
+    preset = architecture.style
+    options = {"pooling": preset.pooling} if preset.pooling else {}
+    names = architecture.layer_names(**options)
     assert set(preset.style_layers + preset.content_layers) <= set(names)
+    assert architecture.pooling or preset.pooling is None
 
 
 # --------------------------------------------------------------------------------------------

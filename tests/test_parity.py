@@ -100,12 +100,12 @@ def test_partial_vgg19_stops_at_relu3_1(tmp_path):
         backbone(images, ["relu4_1"])
     with_gap = {k: v for k, v in partial.items() if not k.startswith("features.5.")}
     with pytest.raises(UserError, match=r"missing keys \(30\): features.5.weight, features.5.bias"):
-        mapping.to_flax("vgg19", with_gap)  # conv1_2 missing: not a partial VGG-19, a broken one
+        mapping.convert("vgg19", with_gap)  # conv1_2 missing: not a partial VGG-19, a broken one
 
 
 def test_checkpoint_of_another_architecture_is_refused_with_the_keys(converted_resnet18_keys):
     with pytest.raises(UserError) as caught:
-        mapping.to_flax("vgg19", converted_resnet18_keys)
+        mapping.convert("vgg19", converted_resnet18_keys)
     message = str(caught.value)
     assert "missing keys (38): features.0.weight, features.0.bias" in message
     assert "unexpected keys (102): bn1.bias" in message and "conv1.weight" in message
@@ -115,7 +115,7 @@ def test_shape_mismatch_is_listed():
     state_dict = reference.state_dict_numpy(reference.build("sequential", spec=CONV_SPEC))
     state_dict["3.weight"] = np.zeros((16, 9, 3, 3), np.float32)
     with pytest.raises(UserError, match=r"shape mismatches \(1\): 3.weight 16x9x3x3 \(expected"):
-        mapping.to_flax("sequential", state_dict, spec=CONV_SPEC)
+        mapping.convert("sequential", state_dict, spec=CONV_SPEC)
 
 
 @pytest.fixture

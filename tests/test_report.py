@@ -3,7 +3,6 @@ real headless Chromium (pictures decode, sliders move, tables sort, nothing is f
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -14,21 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.browser import (
+    check_images_and_network,
+    chrome_fixture,  # noqa: F401 (the chrome fixture)
+    js,
+    wait_for_images,
+)
 from PIL import Image
 
-from experiments import report, report_cli
+from experiments import report
+from experiments.records import ExperimentRecord
+from paramviz.cli import build_parser
 from paramviz.errors import UserError
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 STYLE_LOSSES = [10.0, 9.0, 100.0, 2.5]  # numeric and text order differ: 10 < 100 < 2.5 < 9
 
 
@@ -361,8 +358,7 @@ def test_rows_at_several_eps_make_one_line_per_backbone_and_eps():
         for eps in (0.25, 1.0)
         for layer, r in (("layer1", 0.9), ("layer2", math.inf))
     ]
-    experiment = report.Experiment("x", Path("."), {"rows": rows})
-    series = report.r_series(experiment)
+    series = report.r_series(ExperimentRecord(experiment="x", rows=rows))
     assert series == {
         "resnet50 (eps 0.25)": [("layer1", 0.9), ("layer2", None)],
         "resnet50 (eps 1)": [("layer1", 0.9), ("layer2", None)],
@@ -405,10 +401,8 @@ def test_nice_ticks_cover_the_range_with_round_steps():
 
 
 def test_report_subcommand_writes_the_page(run_dir: Path, tmp_path: Path, capsys):
-    parser = argparse.ArgumentParser()
-    report_cli.register(parser.add_subparsers())
     out = tmp_path / "mail" / "report.html"
-    args = parser.parse_args(["report", str(run_dir), "-o", str(out)])
+    args = build_parser().parse_args(["report", str(run_dir), "-o", str(out)])
     assert args.run(args) == 0
     assert out.is_file() and str(out) in capsys.readouterr().out
 
@@ -422,63 +416,6 @@ def test_paramviz_cli_has_the_report_command(run_dir: Path):
 
 
 # ---------------------------------------------------------------- in a real browser
-
-
-@pytest.fixture
-def chrome(tmp_path: Path):
-    """Debian's headless Chromium through its own chromedriver (no driver/browser download)."""
-    webdriver = pytest.importorskip(
-        "selenium.webdriver", reason="selenium not installed: pip install -e '.[test]'"
-    )
-    from selenium.webdriver.chrome.service import Service
-
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if browser is None or driver is None:
-        pytest.skip(
-            "Debian chromium/chromium-driver not installed "
-            "(apt-get install chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    session = webdriver.Chrome(service=Service(driver), options=options)
-    try:
-        yield session
-    finally:
-        session.quit()
-
-
-def js(chrome, script: str, *args):
-    return chrome.execute_script(script, *args)
-
-
-def wait_for_images(chrome) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(chrome, 20).until(
-        lambda d: js(
-            d,
-            "return document.readyState === 'complete' && "
-            "Array.from(document.images).every(i => i.complete)",
-        )
-    )
-
-
-def check_images_and_network(chrome) -> None:
-    broken = js(
-        chrome,
-        "return Array.from(document.images).filter(i => !(i.naturalWidth > 0) "
-        "|| !i.currentSrc.startsWith('data:image/')).map(i => i.alt)",
-    )
-    assert broken == []
-    fetched = js(chrome, "return performance.getEntriesByType('resource').map(e => e.name)")
-    assert [url for url in fetched if not url.startswith("data:")] == []
 
 
 def check_slider(chrome) -> None:

@@ -15,6 +15,7 @@ from flax import serialization
 from experiments import train as training
 from experiments.datasets import Dataset
 from experiments.train import TrainConfig, fit, state_path
+from paramviz import paths
 from paramviz.backbones import init, load
 from paramviz.cli import build_parser
 from paramviz.errors import UserError
@@ -179,7 +180,7 @@ def test_train_returns_a_finished_run_without_training_again(tmp_path, monkeypat
     data = robust_and_fragile_features(128, 0)
     path = tmp_path / "done.safetensors"
     report = fit(small_backbone(), data, data, config, path, progress=False)
-    monkeypatch.setattr(training, "load_data", refuse_to_train)
+    monkeypatch.setattr(training.loop, "load_data", refuse_to_train)
     assert training.train(config, path, progress=False).evaluation == report.evaluation
     with pytest.raises(Retrained):
         training.train(config, path, progress=False, resume=False)
@@ -193,17 +194,17 @@ def test_demo_backbone_is_trained_once_and_cached(monkeypatch):
         test_per_class=2, epochs=1, batch_size=16, adversarial="pgd", attack_steps=1,
         eval_steps=1,
     )  # fmt: skip
-    monkeypatch.setattr(training, "DEMO_CONFIG", tiny)
+    monkeypatch.setattr(training.pairs, "DEMO_CONFIG", tiny)
     path = training.ensure_demo_backbone(progress=False)
-    assert path == training.demo_backbone_path() and path.parent == training.trained_dir()
+    assert path == training.demo_backbone_path() and path.parent == paths.trained_dir()
     assert load(path).arch == "vgg16"
     assert not any((path.parent / ".partial").iterdir())
-    monkeypatch.setattr(training, "train", refuse_to_train)
+    monkeypatch.setattr(training.pairs, "train", refuse_to_train)
     assert training.ensure_demo_backbone(progress=False) == path
 
 
 def test_cli_builds_the_config_from_a_preset_and_flags():
-    from experiments.cli import config_from_args
+    from paramviz.cli.train import config_from_args
 
     args = build_parser().parse_args(
         ["train", "--preset", "textures-vgg16-robust", "--eps", "1", "--eval-robust-limit", "0"]

@@ -193,7 +193,7 @@ def test_checkpoint_without_tensors_is_refused(tmp_path):
 
 def test_importing_the_weights_package_imports_neither_torch_nor_jax():
     code = (
-        "import sys, weights.checkpoint, weights.convert, weights.download, weights.cli; "
+        "import sys, weights.checkpoint, weights.convert, weights.download, paramviz.cli.weights; "
         "heavy = {'torch', 'jax'} & set(sys.modules); assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 import torch_reference
+from helpers.http_server import FileServer, serve
 from safetensors.numpy import load_file
-from test_weights_download import FileServer, serve
 
 from paramviz import backbones, paths
 from paramviz.cli import main

@@ -83,9 +83,9 @@ def test_prefix_and_full_hash_matching():
     assert not registry.get("vgg19-normalised").matches_sha256("0" * 64)
 
 
-def test_input_convention_round_trips_through_metadata():
-    convention = registry.get("vgg19-normalised").input_convention
-    assert registry.InputConvention.from_metadata(convention.to_metadata()) == convention
+def test_input_convention_metadata_is_json_ready():
+    convention = registry.get("vgg19-normalised").input_convention.to_metadata()
+    assert convention["note"].startswith("RGB in [0, 1]") and convention["mean"] == [0.0] * 3
     robust = registry.ROBUST_IMAGENET.to_metadata()
     assert robust["mean"] == [0.485, 0.456, 0.406] and robust["clamp"] is True
 
@@ -96,10 +96,11 @@ def test_unknown_name_suggests_close_ones():
 
 
 def test_every_architecture_is_a_backbone_and_conventions_match_the_converter():
-    from paramviz.backbones import ARCHITECTURES
+    from paramviz.backbones import architectures
     from weights.convert import DEFAULT_CONVENTIONS
 
+    known = {architecture.name for architecture in architectures()}
     for entry in ENTRIES:
-        assert entry.arch in ARCHITECTURES, entry.name
+        assert entry.arch in known, entry.name
         if entry.source_format != "robustness":  # robustness files carry their own normaliser
             assert DEFAULT_CONVENTIONS[entry.source_format] == entry.input_convention, entry.name

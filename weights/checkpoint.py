@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from paramviz.errors import UserError
-from weights.download import sha256_hasher
+from paramviz.io import file_sha256
 from weights.registry import SOURCE_FORMATS, VGG_NORMALISED, InputConvention
 
 FORMATS = ("auto", *SOURCE_FORMATS)
@@ -69,11 +69,6 @@ def read_checkpoint(
     state_dict = to_float32(weights)
     check_finite(state_dict, path)
     return Checkpoint(state_dict, fmt, convention, file_sha256(path), path)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, recorded in the converted file's metadata."""
-    return sha256_hasher(path).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------

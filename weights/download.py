@@ -18,6 +18,7 @@ from urllib.request import Request, urlopen
 
 from paramviz import paths
 from paramviz.errors import UserError
+from paramviz.io import file_sha256, sha256_of
 from weights import registry
 from weights.registry import WeightsEntry
 
@@ -57,16 +58,10 @@ def part_path(final: Path) -> Path:
     return final.with_name(final.name + ".part")
 
 
-def sha256_hasher(path: Path) -> hashlib._Hash:
-    """A sha256 hasher fed with the whole file (a resumed download keeps updating it)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256")
-
-
 def _check_cached(entry: WeightsEntry, final: Path) -> None:
     if entry.sha256 is None:
         return
-    digest = sha256_hasher(final).hexdigest()
+    digest = file_sha256(final)
     if not entry.matches_sha256(digest):
         raise UserError(
             f"{final} does not match the published checksum of {entry.name} (expected sha256 "
@@ -104,7 +99,7 @@ def _write_body(
     """Append the body at ``start`` (0 truncates the part file); returns the file's sha256."""
     if resuming and start == 0:
         log.warning("the server ignored the resume request; downloading %s again", entry.filename)
-    hasher = sha256_hasher(part) if start else hashlib.sha256()
+    hasher = sha256_of(part) if start else hashlib.sha256()
     expected_total = _total_size(response, start)
     with open(part, "ab" if start else "wb") as out:
         _stream(response, out, hasher, entry, start, expected_total, progress)
@@ -165,7 +160,7 @@ def _finish_unsatisfiable_range(entry, part, final, progress, err, offset: int) 
     """A 416 answer: the part file may already be complete; otherwise start over."""
     match = _CONTENT_RANGE.match(err.headers.get("Content-Range", "") if err.headers else "")
     if match and match.group(3) != "*" and int(match.group(3)) == offset:
-        return sha256_hasher(part).hexdigest()
+        return file_sha256(part)
     part.unlink(missing_ok=True)
     return _download_to_part(entry, part, final, progress)
 

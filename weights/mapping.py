@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from paramviz.backbones import ARCHITECTURES, create
+from paramviz.backbones import create, detection_order
 from paramviz.backbones.base import (
     Backbone,
     Conv,
@@ -27,22 +27,12 @@ from paramviz.backbones.base import (
     TapNetwork,
     make_backbone,
     shape_fits,
-    unflatten_tree,
+    unflatten,
 )
 from paramviz.backbones.store import describe_problems
 from paramviz.errors import UserError
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
-# Order of preference when several architectures fit a partial checkpoint equally well.
-DETECTION_ORDER = (
-    "vgg19",
-    "vgg16",
-    "vgg16_bn",
-    "alexnet",
-    "resnet50",
-    "resnet18",
-    "vgg19_normalised",
-)
 
 
 def _to_flax_layout(array: np.ndarray, layout: str) -> np.ndarray:
@@ -121,16 +111,6 @@ def infer_options(arch: str, state_dict: Mapping[str, Any], **options: Any) -> d
     return {**inferred, **options}
 
 
-def to_flax(arch: str, state_dict: Mapping[str, Any], **options: Any) -> dict[str, Any]:
-    """Flax variables (``{"params": ..., "batch_stats": ...}``, float32 numpy) for ``arch``.
-
-    Raises ``UserError`` listing missing keys, unexpected keys and shape mismatches when the
-    checkpoint is not this architecture.
-    """
-    module = create(arch, **infer_options(arch, state_dict, **options))
-    return _convert(module, state_dict)
-
-
 def convert(
     arch: str,
     state_dict: Mapping[str, Any],
@@ -147,7 +127,7 @@ def convert(
 def _convert(module: TapNetwork, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     refs = check_fit(module, state_dict)
     flat = {_flat_key(ref): _to_flax_layout(state_dict[ref.torch_key], ref.layout) for ref in refs}
-    return unflatten_tree(flat)
+    return unflatten(flat)
 
 
 def check_fit(module: TapNetwork, state_dict: Mapping[str, Any]) -> list[ParamRef]:
@@ -179,12 +159,11 @@ def check_fit(module: TapNetwork, state_dict: Mapping[str, Any]) -> list[ParamRe
 def detect_arch(state_dict: Mapping[str, Any]) -> str | None:
     """The architecture whose key names and shapes fit ``state_dict`` exactly, if any.
 
-    ``sequential`` is never detected (it needs a spec). A partial checkpoint that fits several
-    architectures (a VGG cut before their layouts differ) gives the first in ``DETECTION_ORDER``,
-    which computes exactly the same layers.
+    Architectures are tried in their declared ``detect_priority`` order; ``sequential`` is never
+    detected (it needs a spec). A partial checkpoint that fits several architectures (a VGG cut
+    before their layouts differ) gives the first, which computes exactly the same layers.
     """
-    for arch in DETECTION_ORDER:
-        assert arch in ARCHITECTURES
+    for arch in (architecture.name for architecture in detection_order()):
         first = _refs(create(arch))[0]
         if first.torch_key not in state_dict:
             continue

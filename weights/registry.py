@@ -58,15 +58,6 @@ class InputConvention:
             del data["note"]
         return data
 
-    @classmethod
-    def from_metadata(cls, data: Mapping[str, Any]) -> InputConvention:
-        """Inverse of :meth:`to_metadata`; unknown keys are ignored."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        for key in ("mean", "std"):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
-        return cls(**known)
-
 
 IMAGENET = InputConvention(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 ROBUST_IMAGENET = replace(IMAGENET, clamp=True)

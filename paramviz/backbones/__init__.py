@@ -1,10 +1,11 @@
 """Backbones: Flax modules whose submodule names are the layer (tap) names.
 
 ``create(arch, **options)`` builds a module, ``init`` gives random weights, ``load``/``save`` read
-and write converted ``.safetensors`` files. ``module.apply(variables, images, layers=(...),
-relu_redirect=None)`` returns exactly the requested activations (NHWC; dense layers (N, C)) and
-computes nothing past the deepest one. The tap names of each architecture are listed in the
-docstrings of :mod:`.vgg`, :mod:`.alexnet`, :mod:`.resnet` and :mod:`.sequential`.
+and write converted ``.safetensors`` files, and :func:`from_flax` / :func:`from_function` wrap a
+network of your own. ``backbone(images, layers)`` returns exactly the requested activations (NHWC;
+dense layers (N, C)) and computes nothing past the deepest one. The tap names of each
+architecture are listed in the docstrings of :mod:`.vgg`, :mod:`.alexnet`, :mod:`.resnet` and
+:mod:`.sequential`; each of those modules registers its :class:`Architecture` records.
 
 Common options: ``last_layer`` (a partial network), ``mean``/``std``/``clamp`` (input convention,
 applied to RGB in [0, 1]); VGG/AlexNet/ResNet: ``num_classes``, ``width`` (channel multiplier);
@@ -13,66 +14,59 @@ VGG: ``pooling="max"|"avg"``; sequential: ``spec``, ``input_size``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramviz.backbones.alexnet import AlexNet
+from paramviz.backbones import alexnet, resnet, sequential, vgg  # noqa: F401  (they register)
+from paramviz.backbones.architecture import (
+    Architecture,
+    StylePreset,
+    architectures,
+    detection_order,
+    get,
+    register,
+    style_preset,
+)
 from paramviz.backbones.base import (
     Backbone,
     TapNetwork,
-    flatten_tree,
-    is_shape,
+    flatten,
     make_backbone,
-    unflatten_tree,
+    unflatten,
     variable_shapes,
 )
-from paramviz.backbones.resnet import ResNet
-from paramviz.backbones.sequential import Sequential
-from paramviz.backbones.store import load, save
-from paramviz.backbones.vgg import VGG, NormalisedVGG19
+from paramviz.backbones.foreign import from_flax, from_function
+from paramviz.backbones.store import load, read_metadata, save
 from paramviz.errors import UserError
 
-_FACTORIES: dict[str, Callable[..., TapNetwork]] = {
-    "vgg16": partial(VGG, variant="vgg16"),
-    "vgg19": partial(VGG, variant="vgg19"),
-    "vgg16_bn": partial(VGG, variant="vgg16_bn"),
-    "vgg19_normalised": NormalisedVGG19,
-    "alexnet": AlexNet,
-    "resnet18": partial(ResNet, variant="resnet18"),
-    "resnet50": partial(ResNet, variant="resnet50"),
-    "sequential": Sequential,
-}
-ARCHITECTURES: tuple[str, ...] = tuple(_FACTORIES)
-
 __all__ = [
-    "ARCHITECTURES",
+    "Architecture",
     "Backbone",
+    "StylePreset",
+    "TapNetwork",
+    "architectures",
     "create",
+    "detection_order",
+    "from_flax",
+    "from_function",
+    "get",
     "init",
     "layer_names",
     "layer_shapes",
     "load",
+    "read_metadata",
+    "register",
     "save",
+    "style_preset",
 ]
 
 
 def create(arch: str, **options: Any) -> TapNetwork:
     """The Flax module for ``arch``; options are checked here so that mistakes fail early."""
-    if arch not in _FACTORIES:
-        raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    options = {key: tuple(v) if isinstance(v, list) else v for key, v in options.items()}
-    options.pop("variant", None)
-    try:
-        module = _FACTORIES[arch](**options)
-    except TypeError as err:
-        raise UserError(f"bad option for {arch}: {err}") from None
-    module.steps()  # validates the spec, variant and last_layer
-    return module
+    return get(arch).create(**options)
 
 
 def init(
@@ -85,10 +79,10 @@ def init(
     """
     module = create(arch, **options)
     rng = np.random.default_rng(_seed_words(key))
-    shapes = flatten_tree(variable_shapes(module, image_size), is_leaf=is_shape)
+    shapes = flatten(variable_shapes(module, image_size))
     variables = {name: _random_leaf(rng, name, shape) for name, shape in shapes.items()}
     return make_backbone(
-        module, unflatten_tree(variables), source="random initialisation", source_format="init"
+        module, unflatten(variables), source="random initialisation", source_format="init"
     )
 
 
@@ -110,7 +104,7 @@ def _random_leaf(rng: np.random.Generator, name: str, shape: tuple[int, ...]) ->
 
 def layer_names(arch: str, **options: Any) -> tuple[str, ...]:
     """Every tap name of ``arch``, in forward order."""
-    return create(arch, **options).tap_names()
+    return get(arch).layer_names(**options)
 
 
 def layer_shapes(

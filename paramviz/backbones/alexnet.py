@@ -11,8 +11,17 @@ input of at least 63×63 pixels works. Dropout is absent (eval mode).
 
 from __future__ import annotations
 
-from paramviz.backbones.base import AdaptiveAvgPool, Conv, Dense, MaxPool, ReLU, Step, TapNetwork
-from paramviz.backbones.vgg import scaled
+from paramviz.backbones.architecture import Architecture, StylePreset, register
+from paramviz.backbones.base import (
+    AdaptiveAvgPool,
+    Conv,
+    Dense,
+    MaxPool,
+    ReLU,
+    Step,
+    TapNetwork,
+    scaled,
+)
 
 # (name, output channels, kernel, stride, padding, torchvision index, pool after)
 _CONVS = (
@@ -59,3 +68,14 @@ class AlexNet(TapNetwork):
             Dense(name="logits", features=self.num_classes, torch="classifier.6"),
         ]
         return tuple(steps)
+
+
+ENGSTROM_ALEXNET = StylePreset(
+    name="engstrom_alexnet",
+    style_layers=("relu1", "relu2", "relu3", "relu4"),
+    content_layers=("relu4",),
+)
+"""Engstrom et al. (Distill 2019): AlexNet transfers style with ``conv_1 ... conv_4`` (their ReLU
+outputs); the content layer is not stated, the last of them is used."""
+
+register(Architecture("alexnet", AlexNet, style=ENGSTROM_ALEXNET, detect_priority=20))

@@ -11,7 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import struct
+from flax import struct, traverse_util
 
 from paramviz.backbones import ops
 from paramviz.errors import UserError
@@ -41,6 +41,23 @@ class Backbone:
         return self.module.apply(
             self.variables, images, layers=tuple(layers), relu_redirect=relu_redirect
         )
+
+    def check_layers(self, layers: Sequence[str], image_hw: tuple[int, int]) -> None:
+        """Unknown layers, or an image too small to reach them, fail before any work is done."""
+        self.module.check_layers(layers)  # UserError listing the valid names
+        images = jax.ShapeDtypeStruct((1, *image_hw, 3), jnp.float32)
+        size = f"{image_hw[0]}x{image_hw[1]}"
+        try:
+            shapes = jax.eval_shape(lambda x: self(x, layers), images)
+        except (TypeError, ValueError) as err:
+            raise UserError(
+                f"a {size} image is too small for layers {', '.join(layers)} of {self.arch}: {err}"
+            ) from None
+        if empty := [name for name, s in shapes.items() if 0 in s.shape]:
+            raise UserError(
+                f"a {size} image is too small for {', '.join(empty)} of {self.arch}; use a larger "
+                "--size or earlier layers"
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -194,6 +211,11 @@ class AvgPool(Step):
         return ops.avg_pool(x, self.window, self.stride, self.padding, self.ceil_mode)
 
 
+def scaled(channels: int, width: float) -> int:
+    """Channel count under a width multiplier (at least one channel)."""
+    return max(1, round(channels * width))
+
+
 def pool(kind: str, name: str, window: int, stride: int, **kwargs: Any) -> Step:
     """A max or average pool step (``kind`` "max" | "avg"), for architectures that offer both."""
     if kind not in ("max", "avg"):
@@ -281,22 +303,8 @@ class TapNetwork(nn.Module):
 
     def check_layers(self, layers: Sequence[str]) -> int:
         """Index of the deepest requested layer; ``UserError`` for an unknown or cut-off layer."""
-        available = self.tap_names()
-        every = [step.name for step in self.all_steps()]
-        for layer in layers:
-            if layer in available:
-                continue
-            if layer in every:
-                raise UserError(
-                    f"layer {layer!r} is past the last available layer {available[-1]!r} of this "
-                    f"{self.arch_name()} (its weights stop there); available layers: "
-                    f"{', '.join(available)}"
-                )
-            raise UserError(
-                f"unknown layer {layer!r} for {self.arch_name()}; valid layers: "
-                f"{', '.join(available)}"
-            )
-        return max((available.index(layer) for layer in layers), default=-1)
+        every = tuple(step.name for step in self.all_steps())
+        return deepest_layer(self.arch_name(), self.tap_names(), layers, every)
 
     def preprocess_input(self, images: jax.Array) -> jax.Array:
         """Apply the input convention to NHWC RGB images in [0, 1]."""
@@ -345,7 +353,7 @@ class TapNetwork(nn.Module):
 
     def expected_shapes(self) -> dict[str, tuple[int | None, ...]]:
         """Flat ``"collection/path/leaf"`` → shape of every variable; ``None`` marks a free axis."""
-        shapes = flatten_tree(variable_shapes(self, self.probe_size()), is_leaf=is_shape)
+        shapes = flatten(variable_shapes(self, self.probe_size()))
         for key, axis in self.free_dimensions().items():
             shape = list(shapes[key])
             shape[axis] = None
@@ -353,33 +361,31 @@ class TapNetwork(nn.Module):
         return shapes
 
 
-def is_shape(value: Any) -> bool:
-    """Leaf test for trees of shapes (tuples), for :func:`flatten_tree`."""
-    return isinstance(value, tuple)
+def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested variables → ``{"params/conv1/kernel": leaf}`` (the safetensors key convention)."""
+    return traverse_util.flatten_dict(tree, sep="/")
 
 
-def flatten_tree(tree: Mapping[str, Any], is_leaf=None, prefix: str = "") -> dict[str, Any]:
-    """Nested mapping → ``{"a/b/c": leaf}`` (the safetensors key convention)."""
-    flat = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and not (is_leaf and is_leaf(value)):
-            flat.update(flatten_tree(value, is_leaf, f"{path}/"))
-        else:
-            flat[path] = value
-    return flat
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten`."""
+    return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
-def unflatten_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a/b/c": leaf}`` → nested dicts (inverse of :func:`flatten_tree`)."""
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split("/")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
+def deepest_layer(
+    arch: str, available: Sequence[str], layers: Sequence[str], every: Sequence[str] = ()
+) -> int:
+    """Index in ``available`` of the deepest of ``layers``; ``UserError`` naming the valid layers
+    for an unknown one, or for one of ``every`` that a partial network cut off."""
+    for layer in layers:
+        if layer in available:
+            continue
+        if layer in every:
+            raise UserError(
+                f"layer {layer!r} is past the last available layer {available[-1]!r} of this "
+                f"{arch} (its weights stop there); available layers: {', '.join(available)}"
+            )
+        raise UserError(f"unknown layer {layer!r} for {arch}; valid layers: {', '.join(available)}")
+    return max((list(available).index(layer) for layer in layers), default=-1)
 
 
 def shape_fits(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:

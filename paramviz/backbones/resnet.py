@@ -16,10 +16,12 @@ Flax variables follow the PyTorch names: ``params/layer3/2/conv1/kernel``,
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import flax.linen as nn
 
 from paramviz.backbones import ops
+from paramviz.backbones.architecture import Architecture, StylePreset, register
 from paramviz.backbones.base import (
     AdaptiveAvgPool,
     Alias,
@@ -30,8 +32,8 @@ from paramviz.backbones.base import (
     ReLU,
     Step,
     TapNetwork,
+    scaled,
 )
-from paramviz.backbones.vgg import scaled
 from paramviz.errors import UserError
 
 # variant: (bottleneck blocks?, blocks per stage)
@@ -189,3 +191,22 @@ class ResNet(TapNetwork):
             Dense(name="logits", features=self.num_classes, torch="fc"),
         ]
         return tuple(steps)
+
+
+NAKANO_RESNET50 = StylePreset(
+    name="nakano_resnet50",
+    style_layers=("layer1", "layer2", "layer3", "layer4"),
+    content_layers=("layer3",),
+)
+"""Nakano 2019 (Distill) on (robust) ResNet-50: style after each residual stage, content layer3."""
+
+for _priority, _variant in enumerate(("resnet50", "resnet18")):
+    register(
+        Architecture(
+            _variant,
+            partial(ResNet, variant=_variant),
+            style=NAKANO_RESNET50,
+            trainable=True,
+            detect_priority=30 + _priority,
+        )
+    )

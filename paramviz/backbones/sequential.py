@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from paramviz.backbones.architecture import Architecture, register
 from paramviz.backbones.base import (
     AvgPool,
     BatchNorm,
@@ -122,3 +123,6 @@ class Sequential(TapNetwork):
             return {}
         first_dense = next((step for step in self.steps() if isinstance(step, Dense)), None)
         return {f"params/{first_dense.name}/kernel": 0} if first_dense else {}
+
+
+register(Architecture("sequential", Sequential))  # never guessed: its layers need a spec

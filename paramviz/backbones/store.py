@@ -6,20 +6,17 @@ Tensor keys are the flattened Flax variables joined with ``/``; ``__metadata__``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from paramviz.backbones.base import (
-    Backbone,
-    flatten_tree,
-    make_backbone,
-    shape_fits,
-    unflatten_tree,
-)
+from paramviz.backbones.architecture import get
+from paramviz.backbones.base import Backbone, flatten, make_backbone, shape_fits, unflatten
 from paramviz.errors import UserError
 from paramviz.io import atomic_path
 
@@ -45,7 +42,7 @@ def save(path: str | os.PathLike, backbone: Backbone, **metadata: Any) -> Path:
     }
     tensors = {
         key: np.ascontiguousarray(np.asarray(value, dtype=np.float32))
-        for key, value in flatten_tree(backbone.variables).items()
+        for key, value in flatten(backbone.variables).items()
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -55,8 +52,6 @@ def save(path: str | os.PathLike, backbone: Backbone, **metadata: Any) -> Path:
 
 def load(path: str | os.PathLike) -> Backbone:
     """Read a converted file; ``UserError`` if it is missing, corrupt or describes another net."""
-    from paramviz.backbones import create
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
@@ -70,21 +65,32 @@ def load(path: str | os.PathLike) -> Backbone:
             f"{FORMAT_VERSION!r} (convert the checkpoint again)"
         )
     options = {**_json(info, "arch_options", path), **_convention(info, path)}
-    module = create(info["arch"], **options)
+    module = get(info["arch"]).create(**options)
     _check_tensors(module, tensors, path)
-    return make_backbone(module, unflatten_tree(tensors), **info)
+    return make_backbone(module, unflatten(tensors), **info)
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    with open_safetensors(path) as handle:
+        return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``__metadata__`` of a ``.safetensors`` file, without reading its tensors."""
+    with open_safetensors(Path(path)) as handle:
+        return dict(handle.metadata() or {})
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str | os.PathLike) -> Iterator[Any]:
+    """``safe_open`` with one clear error for anything that is not a readable safetensors file."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            info = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            yield handle
     except Exception as err:  # safetensors raises its own, OSError or ValueError
         raise UserError(f"cannot read {path}: not a valid .safetensors file ({err})") from None
-    return info, tensors
 
 
 def _json(info: dict[str, str], key: str, path: Path) -> dict[str, Any]:

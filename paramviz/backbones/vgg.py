@@ -20,6 +20,9 @@ The PyTorch ``nn.Sequential`` indices of the AdaIN/WCT layout are kept for conve
 
 from __future__ import annotations
 
+from functools import partial
+
+from paramviz.backbones.architecture import Architecture, StylePreset, register
 from paramviz.backbones.base import (
     AdaptiveAvgPool,
     BatchNorm,
@@ -29,17 +32,13 @@ from paramviz.backbones.base import (
     Step,
     TapNetwork,
     pool,
+    scaled,
 )
 from paramviz.errors import UserError
 
 CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 VGG_VARIANTS = ("vgg16", "vgg19", "vgg16_bn", "vgg19_bn")
-
-
-def scaled(channels: int, width: float) -> int:
-    """Channel count under a width multiplier (at least one channel)."""
-    return max(1, round(channels * width))
 
 
 def vgg_trunk(
@@ -154,3 +153,31 @@ class NormalisedVGG19(TapNetwork):
             "preprocess": "layer 'preprocess': fixed 1x1 conv from the checkpoint, "
             "RGB in [0, 1] -> BGR x 255 - Caffe mean",
         }
+
+
+GATYS_VGG19 = StylePreset(
+    name="gatys_vgg19",
+    style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    content_layers=("relu4_2",),
+    pooling="avg",  # Gatys et al. 2016: average pooling gives smoother images
+)
+"""Gatys et al. 2016, VGG-19: style relu1_1..relu5_1 (equal weights), content relu4_2, avg-pool."""
+
+# A VGG checkpoint cut before the variants differ fits several: the first computes the same layers.
+_DETECT_PRIORITY = {"vgg19": 10, "vgg16": 11, "vgg16_bn": 12, "vgg19_bn": 13}
+for _variant in VGG_VARIANTS:
+    register(
+        Architecture(
+            _variant,
+            partial(VGG, variant=_variant),
+            style=GATYS_VGG19,
+            pooling=True,
+            trainable=True,
+            detect_priority=_DETECT_PRIORITY[_variant],
+        )
+    )
+register(
+    Architecture(
+        "vgg19_normalised", NormalisedVGG19, style=GATYS_VGG19, pooling=True, detect_priority=90
+    )
+)

@@ -1,0 +1,123 @@
+"""``content-vs-style-net`` (Engstrom et al., Distill 2019): which network matters, the one that
+measures content or the one that measures style?
+
+Engstrom et al. fix a standard ResNet-50 for the content loss and vary the style network: the
+result depends on the style network, "the content network barely matters". Two groups per
+content/style pair test both halves of that claim with one renderer (render's ``backbones=``
+lets the content loss read a second network):
+
+* content fixed to a standard network, the style network varies over the set;
+* style fixed to the robust twin of that network (the one Nakano found to work), the content
+  network varies.
+
+The rows give, per group, the spread (max - min) of the judge's style and content distances: the
+claim predicts a large spread when the style network varies and a small one when only the
+content network does.
+"""
+
+from __future__ import annotations
+
+from experiments import priors, style_job
+from experiments.backbone_sets import BackboneSet
+from experiments.registry import Cell, CellOutput, Experiment, Settings, register
+from experiments.runner import RunContext, cell_id
+
+PRIOR = "fourier+decorrelate"
+OPTIMIZER = "adam"
+VARIES = ("style", "content")
+
+
+def fixed_networks(backbone_set: BackboneSet) -> tuple[str, str]:
+    """``(content net, style net)``: a standard ResNet (Engstrom et al.) and its robust twin;
+    without a ResNet, the first standard member and its twin (or itself)."""
+    members = backbone_set.members
+    standard = [m for m in members if m.training == "standard"]
+    content = next((m for m in standard if m.arch.startswith("resnet")), standard[0])
+    twins = [m for m in members if m.family == content.family and m.training == "robust"]
+    style = twins[0] if twins else content
+    return content.name, style.name
+
+
+def settings(context: RunContext) -> Settings:
+    names = list(context.backbone_set.names)
+    content_net, style_net = fixed_networks(context.backbone_set)
+    return style_job.style_settings(context) | {
+        "init": "content",
+        "backbones": names,
+        "layers": style_job.layer_table(context, names, "avg"),
+        "priors": priors.prior_settings([PRIOR]),
+        "prior": PRIOR,
+        "optimizer": OPTIMIZER,
+        "pairs": style_job.picture_pairs(context),
+        "fixed_content_net": content_net,
+        "fixed_style_net": style_net,
+    }
+
+
+def plan(settings: Settings) -> list[Cell]:
+    """Pair × (content fixed, style net varies | style fixed, content net varies) × backbone."""
+    cells = []
+    for content, style in settings["pairs"]:
+        pair = f"{content}+{style}"
+        for varies in VARIES:
+            fixed_role = "content" if varies == "style" else "style"
+            fixed = settings[f"fixed_{fixed_role}_net"]
+            group = f"{pair}|{fixed_role}:{fixed}"
+            for backbone in settings["backbones"]:
+                networks = {"style_net": backbone, "content_net": fixed}
+                if varies == "content":
+                    networks = {"style_net": fixed, "content_net": backbone}
+                cells.append(
+                    Cell(
+                        id=cell_id(pair, f"{varies}-varies", backbone),
+                        group=group,
+                        backbone=backbone,
+                        prior=settings["prior"],
+                        optimizer=settings["optimizer"],
+                        seed=settings["seed"],
+                        spec={"content": content, "style": style, "varies": varies, **networks},
+                    )
+                )
+    return cells
+
+
+def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    return style_job.run_style_job(context, settings, style_job.StyleJob.from_cell(cell))
+
+
+def spread(values: list[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return max(numbers) - min(numbers) if numbers else None
+
+
+def rows(settings: Settings, records) -> list[dict]:
+    """Per group: which network varied and the spread of the judge's distances across it."""
+    groups: dict[str, list] = {}
+    for record in records:
+        groups.setdefault(record.group, []).append(record)
+    return [
+        {
+            "group": group,
+            "varies": members[0].spec["varies"],
+            "cells": len(members),
+            "style_distance_spread": spread([m.metrics.get("style_distance") for m in members]),
+            "content_distance_spread": spread([m.metrics.get("content_distance") for m in members]),
+        }
+        for group, members in groups.items()
+    ]
+
+
+CONTENT_VS_STYLE_NET = register(
+    Experiment(
+        name="content-vs-style-net",
+        title="Fixed content network, varying style network (and the reverse)",
+        question="Engstrom et al. (2019): with a standard ResNet-50 fixed for content, the result "
+        "depends on the style network; the content network barely matters.",
+        columns=style_job.STYLE_COLUMNS,
+        settings=settings,
+        plan=plan,
+        run_cell=run_cell,
+        rows=rows,
+        order=40,
+    )
+)

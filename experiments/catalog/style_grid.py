@@ -1,0 +1,121 @@
+"""``style-grid`` (Nakano 2019) and ``texture-grid``: every backbone × prior × optimizer.
+
+Nakano: style transfer with a standard ResNet-50 fails where VGG-19 works, and a robust ResNet-50
+works about as well as VGG-19. Lucid's answer to the same failure is a prior (a decorrelated
+Fourier image and transforms). The grid asks whether the two fixes are the same fix: each cell
+is one backbone under one prior and one optimizer, on several content/style pairs
+(``style-grid``, initialised with the content picture as Nakano did) or from noise
+(``texture-grid``, where Nakano saw the robust ResNet's remaining artefacts most clearly).
+"""
+
+from __future__ import annotations
+
+from experiments import priors, style_job
+from experiments.registry import Cell, CellOutput, Experiment, Settings, register
+from experiments.runner import RunContext, cell_id
+
+SUMMARY_KEYS = ("backbone", "prior", "optimizer")
+
+
+def _grid_settings(context: RunContext, init: str) -> Settings:
+    names = list(context.backbone_set.names)
+    pairs = style_job.picture_pairs(context)
+    names_of_priors = list(priors.PRIORS)
+    optimizers = priors.QUICK_OPTIMIZERS if context.quick else priors.OPTIMIZERS
+    settings = style_job.style_settings(context) | {
+        "init": init,
+        "backbones": names,
+        "layers": style_job.layer_table(context, names, "avg"),
+        "priors": priors.prior_settings(names_of_priors),
+        "runs": priors.prior_optimizer_runs(names_of_priors, optimizers),
+        "notes": [
+            "L-BFGS is not run with random transforms: its line search needs a deterministic "
+            "objective (paramviz.render.render)"
+        ],
+    }
+    if init == "content":
+        return settings | {"pairs": pairs}
+    return settings | {"styles": [style for _, style in pairs]}
+
+
+def style_grid_settings(context: RunContext) -> Settings:
+    return _grid_settings(context, "content")
+
+
+def texture_grid_settings(context: RunContext) -> Settings:
+    return _grid_settings(context, "noise")
+
+
+def _pictures(settings: Settings) -> list[tuple[str | None, str]]:
+    """``(content or None, style)`` per group."""
+    if "pairs" in settings:
+        return [(content, style) for content, style in settings["pairs"]]
+    return [(None, style) for style in settings["styles"]]
+
+
+def plan(settings: Settings) -> list[Cell]:
+    """Group (picture pair) × backbone × [prior, optimizer]."""
+    cells = []
+    for content, style in _pictures(settings):
+        group = f"{content}+{style}" if content else style
+        for backbone in settings["backbones"]:
+            for prior, optimizer in settings["runs"]:
+                cells.append(
+                    Cell(
+                        id=cell_id(group, backbone, prior, optimizer),
+                        group=group,
+                        backbone=backbone,
+                        prior=prior,
+                        optimizer=optimizer,
+                        seed=settings["seed"],
+                        spec={"content": content, "style": style},
+                    )
+                )
+    return cells
+
+
+def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    return style_job.run_style_job(context, settings, style_job.StyleJob.from_cell(cell))
+
+
+def style_rows(settings: Settings, records) -> list[dict]:
+    """Means over the picture pairs, per backbone × prior × optimizer."""
+    return style_job.mean_rows(records, SUMMARY_KEYS, style_job.STYLE_COLUMNS)
+
+
+def texture_rows(settings: Settings, records) -> list[dict]:
+    return style_job.mean_rows(records, SUMMARY_KEYS, TEXTURE_COLUMNS)
+
+
+TEXTURE_COLUMNS = tuple(c for c in style_job.STYLE_COLUMNS if c != "content_distance")
+
+STYLE_GRID = register(
+    Experiment(
+        name="style-grid",
+        title="Style transfer: backbone × prior × optimizer",
+        question="Nakano (2019): style transfer fails with a standard ResNet-50 and works with a "
+        "robust one about as well as with VGG-19; do Lucid's priors (decorrelated Fourier image, "
+        "transforms) fix the standard network the same way?",
+        columns=style_job.STYLE_COLUMNS,
+        settings=style_grid_settings,
+        plan=plan,
+        run_cell=run_cell,
+        rows=style_rows,
+        order=10,
+    )
+)
+
+TEXTURE_GRID = register(
+    Experiment(
+        name="texture-grid",
+        title="Texture synthesis from noise: backbone × prior × optimizer",
+        question="Nakano (2019): from Gaussian noise the robust ResNet-50's textures show more "
+        "artefacts than VGG-19's, the standard ResNet-50 fails; which priors remove the artefacts?",
+        columns=TEXTURE_COLUMNS,
+        settings=texture_grid_settings,
+        plan=plan,
+        run_cell=run_cell,
+        rows=texture_rows,
+        order=20,
+    )
+)

@@ -1,0 +1,65 @@
+"""Priors: named combinations of image parameterisation and transforms the grids compare.
+
+Pixels without transforms (Gatys, Nakano), Lucid's decorrelated Fourier image, and that plus
+Lucid's ``standard`` transforms. L-BFGS runs only with the deterministic priors: its line search
+reuses values from the previous step's transform draw (see :func:`paramviz.render.render`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from experiments.registry import Settings
+from paramviz import tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """How the picture is parameterised and which transforms it must survive."""
+
+    param: str
+    decorrelate: bool
+    transforms: str
+
+    @property
+    def deterministic(self) -> bool:
+        return self.transforms == "none"
+
+
+PRIORS: dict[str, Prior] = {
+    "pixel": Prior("pixel", False, "none"),
+    "fourier+decorrelate": Prior("fourier", True, "none"),
+    "fourier+decorrelate+transforms": Prior("fourier", True, "standard"),
+}
+OPTIMIZERS = ("lbfgs", "adam")
+QUICK_OPTIMIZERS = ("adam",)
+"""A quick run skips L-BFGS: its compiled line search costs 3x Adam's compile time."""
+LEARNING_RATE = 0.05  # Lucid's Adam step
+
+
+def prior_settings(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{name: {param, decorrelate, transforms}}`` for settings.json."""
+    return {name: dataclasses.asdict(PRIORS[name]) for name in names}
+
+
+def prior_of(settings: Settings, name: str) -> Prior:
+    return Prior(**settings["priors"][name])
+
+
+def prior_optimizer_runs(priors: Sequence[str], optimizers: Sequence[str]) -> list[list[str]]:
+    """Every ``[prior, optimizer]``, except L-BFGS with random transforms."""
+    return [
+        [prior, optimizer]
+        for prior in priors
+        for optimizer in optimizers
+        if optimizer != "lbfgs" or PRIORS[prior].deterministic
+    ]
+
+
+def image_param(prior: Prior, seed: int, batch: int, size: int, init: Any = None):
+    """The prior's parameterisation (:func:`paramviz.tasks.make_param`, as the CLI makes it)."""
+    return tasks.make_param(
+        prior.param, batch, (size, size), seed=seed, decorrelate=prior.decorrelate, init=init
+    )

@@ -1,0 +1,126 @@
+"""Experiments register themselves; the runner orders them from what each declares it reads.
+
+An experiment is one module in :mod:`experiments.catalog` that calls :func:`register` with an
+:class:`Experiment`. ``reads`` names the experiments whose results it may reuse (single-layer
+style reuses layer-robustness's R(f)); :func:`experiments` puts those first, and otherwise keeps
+the declared ``order`` (how ``all`` runs them and the report shows them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from paramviz.errors import UserError
+
+if TYPE_CHECKING:
+    from experiments.runner import RunContext
+
+ALL = "all"
+Settings = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One picture to make. ``spec`` holds what is particular to the experiment (pictures,
+    units, layer, networks), as JSON data."""
+
+    id: str
+    group: str
+    backbone: str
+    prior: str
+    optimizer: str
+    seed: int
+    spec: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class CellOutput:
+    """What a cell produced: its picture, metrics, the input pictures by role, tile labels and
+    anything else worth keeping (``details``: losses, stop reason, per-tile values)."""
+
+    picture: np.ndarray
+    metrics: dict[str, float]
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    labels: list[str] | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def no_rows(settings: Settings, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Experiments without a table."""
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A published comparison as functions: its settings, its cells and how to make one.
+
+    ``settings(context)`` returns JSON data (everything that determines the results),
+    ``plan(settings)`` the cells, ``run_cell(context, settings, cell)`` one cell's output, and
+    ``rows(settings, records)`` an optional summary table. ``reads``: experiments whose results
+    its cells may reuse; ``order``: its place among the others.
+    """
+
+    name: str
+    title: str
+    question: str
+    columns: tuple[str, ...]
+    settings: Callable[[RunContext], Settings]
+    plan: Callable[[Settings], list[Cell]]
+    run_cell: Callable[[RunContext, Settings, Cell], CellOutput]
+    rows: Callable[[Settings, Sequence[Mapping[str, Any]]], list[dict[str, Any]]] = no_rows
+    reads: tuple[str, ...] = ()
+    order: int = 100
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Make ``experiment`` known to ``paramviz experiment`` (call it at module level)."""
+    if experiment.name in _REGISTRY and _REGISTRY[experiment.name] is not experiment:
+        raise ValueError(f"experiment {experiment.name!r} is already registered")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def _discover() -> None:
+    """Import every module of :mod:`experiments.catalog` (each registers its experiments)."""
+    catalog = importlib.import_module(f"{__package__}.catalog")  # found at run time, by name
+    for module in pkgutil.iter_modules(catalog.__path__):
+        importlib.import_module(f"{catalog.__name__}.{module.name}")
+
+
+def experiments() -> dict[str, Experiment]:
+    """Every experiment by name: by ``order``, each after the experiments it reads."""
+    _discover()
+    pending = sorted(_REGISTRY.values(), key=lambda experiment: (experiment.order, experiment.name))
+    for experiment in pending:
+        if unknown := [name for name in experiment.reads if name not in _REGISTRY]:
+            raise ValueError(f"experiment {experiment.name!r} reads unknown {unknown}")
+    ordered: dict[str, Experiment] = {}
+    while pending:
+        ready = next((e for e in pending if all(name in ordered for name in e.reads)), None)
+        if ready is None:
+            raise ValueError(
+                f"experiments read each other in a circle: {[e.name for e in pending]}"
+            )
+        ordered[ready.name] = ready
+        pending.remove(ready)
+    return ordered
+
+
+def select(names: Sequence[str]) -> list[Experiment]:
+    """The experiments called ``names`` (``all`` = every one), in run order."""
+    known = experiments()
+    wanted = list(known) if ALL in names else list(dict.fromkeys(names))
+    if unknown := [name for name in wanted if name not in known]:
+        raise UserError(
+            f"unknown experiment {unknown[0]!r}; known: {', '.join(known)} (or {ALL!r})"
+        )
+    return [experiment for name, experiment in known.items() if name in wanted]

@@ -1,0 +1,62 @@
+"""What every sub-command module shares: help formatting, list flags, ``KEY=VALUE`` options and
+plain-text tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from paramviz.errors import UserError
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each flag's default (unless it has none, or its help already says)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, description: str = ""
+) -> argparse.ArgumentParser:
+    """A sub-command: ``summary`` in the list of commands, ``description`` (default: the summary)
+    atop its own ``--help``, which shows every flag's default."""
+    return subparsers.add_parser(
+        name, help=summary, description=description or summary, formatter_class=HelpFormatter
+    )
+
+
+def split_list(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b,c"`` → ``("a", "b", "c")``; empty or ``None`` → ``None`` (use the default)."""
+    items = tuple(item.strip() for item in (text or "").split(",") if item.strip())
+    return items or None
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → options; values are JSON when they parse as JSON, else strings."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option wants KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def format_table(rows: Sequence[Sequence[str]], rule: bool = False) -> str:
+    """Left-aligned columns separated by two spaces; ``rule`` underlines the first row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,107 @@
+"""``paramviz experiment list|run`` and ``paramviz report``: the published comparisons."""
+
+from __future__ import annotations
+
+import argparse
+
+from paramviz.cli.common import add_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``experiment list``, ``experiment run`` and ``report``."""
+    experiment = add_command(
+        subparsers,
+        "experiment",
+        "run the published comparisons (style grid, neurons, R(f), ...) into a run folder",
+        "Reproduce the published comparisons. Each run folder holds the pictures, "
+        "metrics.json and the exact settings of every experiment; running the same command "
+        "again resumes it (finished cells are not recomputed).",
+    )
+    actions = experiment.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = add_command(actions, "list", "list the experiments and the claims they test")
+    listing.set_defaults(run=run_experiment_list)
+    run = add_command(
+        actions,
+        "run",
+        "run one experiment (or all) into a run folder, resuming what is there",
+        "Run experiments into RUN_DIR. --weights-set imagenet uses the registry "
+        "networks (fetch them first); small uses the texture-trained standard/robust pairs "
+        "(trained on first use) and the real VGG-19 trunk when present.",
+    )
+    run.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
+    run.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
+    run.add_argument("--weights-set", choices=("imagenet", "small"), default="small")
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and steps, untrained stand-ins for the pairs: a smoke test, not results",
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of every cell (default 0)")
+    run.add_argument(
+        "--rf-eps", type=float, help="R(f) L2 ball radius in [0, 1] pixels (default: the set's)"
+    )
+    run.add_argument("--rf-steps", type=int, help="R(f) PGD steps (default 20; quick 2)")
+    run.add_argument("--rf-step-size", type=float, help="R(f) PGD step (default 2.5 eps/steps)")
+    run.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs in <cache>/jax-cache (they make reruns fast)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(run=run_experiment_run)
+
+    report = add_command(
+        subparsers,
+        "report",
+        "write a self-contained HTML report of an experiment run folder",
+        "Write one HTML page for a run folder: per experiment the claim it tests, "
+        "the picture grids beside their inputs, before/after sliders, sortable metric tables "
+        "and the R(f) plot. Pictures are embedded, so the file can be mailed and read offline.",
+    )
+    report.add_argument("run_dir", help="the run folder (the one holding run.json)")
+    report.add_argument("-o", "--out", help="the HTML file (default: RUN_DIR/report.html)")
+    report.set_defaults(run=run_report)
+
+
+def run_experiment_list(args: argparse.Namespace) -> int:
+    from experiments.registry import experiments
+
+    for name, experiment in experiments().items():
+        print(f"{name}: {experiment.title}\n    {experiment.question}")
+    return 0
+
+
+def run_experiment_run(args: argparse.Namespace) -> int:
+    from experiments.runner import RunOptions, prefer_fast_compilation, run_experiments
+    from paramviz.paths import compile_cache_dir
+
+    if args.quick:
+        prefer_fast_compilation()  # before jax starts
+    options = RunOptions(
+        seed=args.seed,
+        robustness_eps=args.rf_eps,
+        robustness_steps=args.rf_steps,
+        robustness_step_size=args.rf_step_size,
+        progress=not args.no_progress,
+    )
+    outcomes = run_experiments(
+        args.names,
+        args.output,
+        args.weights_set,
+        quick=args.quick,
+        options=options,
+        compile_cache=None if args.no_compile_cache else compile_cache_dir(),
+    )
+    for outcome in outcomes:
+        print(
+            f"{outcome.experiment}: {outcome.computed} cells computed, {outcome.reused} reused, "
+            f"{outcome.seconds:.0f} s -> {outcome.metrics_path}"
+        )
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.out)}")
+    return 0

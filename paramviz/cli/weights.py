@@ -1,0 +1,146 @@
+"""``paramviz weights``: list, info, fetch, convert.
+
+Only argparse wiring and printing happen at import; torch and jax load inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from paramviz.cli.common import add_command, format_table
+from paramviz.errors import UserError
+from weights.registry import SOURCE_FORMATS
+
+FORMAT_CHOICES = ("auto", *SOURCE_FORMATS)
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def register(subparsers) -> None:
+    """Add ``weights list|info|fetch|convert``."""
+    weights = add_command(
+        subparsers, "weights", "list, fetch, inspect and convert pretrained weights"
+    )
+    actions = weights.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+
+    listing = add_command(actions, "list", "the checkpoints paramviz can fetch")
+    listing.set_defaults(run=run_list)
+
+    info = add_command(actions, "info", "describe a .safetensors or PyTorch checkpoint file")
+    info.add_argument("file", type=Path)
+    _add_trust_pickle(info)
+    info.set_defaults(run=run_info)
+
+    fetch = add_command(actions, "fetch", "download a registered checkpoint and convert it")
+    fetch.add_argument("name", help="a name from `paramviz weights list`")
+    fetch.add_argument("--no-convert", action="store_true", help="only download")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_trust_pickle(fetch)
+    fetch.set_defaults(run=run_fetch)
+
+    convert = add_command(actions, "convert", "convert a PyTorch checkpoint to .safetensors")
+    convert.add_argument("src", type=Path, help="a .pth/.pt/.ckpt file")
+    convert.add_argument("-o", "--output", type=Path, required=True, help="OUT.safetensors")
+    convert.add_argument("--arch", help="architecture (default: detected from the keys)")
+    convert.add_argument("--format", dest="fmt", choices=FORMAT_CHOICES, default="auto")
+    convert.add_argument("--spec", help="layers of a sequential net, e.g. conv16k4s2p1,relu,...")
+    convert.add_argument("--mean", type=_triple, help="input mean per RGB channel: a,b,c")
+    convert.add_argument("--std", type=_triple, help="input std per RGB channel: a,b,c")
+    _add_trust_pickle(convert)
+    convert.set_defaults(run=run_convert)
+
+
+def _add_trust_pickle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow unpickling arbitrary objects (runs code from the file: trusted files only)",
+    )
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got {text!r}")
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from paramviz import paths
+    from weights import registry
+
+    downloads = paths.downloads_dir()
+    rows = [("NAME", "ARCH", "FORMAT", "CLASSES", "TOP-1", "DOWNLOADED", "CONVERTED")]
+    for entry in registry.entries():
+        rows.append(
+            (
+                entry.name,
+                entry.arch,
+                entry.source_format,
+                "-" if entry.num_classes is None else str(entry.num_classes),
+                "-" if entry.top1 is None else f"{entry.top1:.2f}",
+                _yes_no((downloads / entry.filename).is_file()),
+                _yes_no(registry.converted_path(entry.name).is_file()),
+            )
+        )
+    print(format_table(rows))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    from weights.describe import describe_checkpoint, describe_safetensors
+
+    if path.suffix == SAFETENSORS_SUFFIX:
+        print(describe_safetensors(path))
+    else:
+        print(describe_checkpoint(path, args.trust_pickle))
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from weights.convert import convert_registered
+    from weights.download import fetch
+
+    if args.no_convert:
+        print(fetch(args.name, progress=not args.quiet))
+        return 0
+    out = convert_registered(args.name, trust_pickle=args.trust_pickle, progress=not args.quiet)
+    print(f"{out}\nuse it with --weights {args.name}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from weights.convert import convert
+    from weights.registry import InputConvention
+
+    if (args.mean is None) != (args.std is None):
+        raise UserError("give --mean and --std together")
+    if args.std is not None and min(args.std) <= 0:
+        raise UserError("--std values must be positive")
+    convention = InputConvention(args.mean, args.std) if args.mean is not None else None
+    options = {"spec": args.spec} if args.spec else {}
+    out = convert(
+        args.src,
+        args.output,
+        arch=args.arch,
+        fmt=args.fmt,
+        trust_pickle=args.trust_pickle,
+        input_convention=convention,
+        **options,
+    )
+    print(out)
+    return 0
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "-"
