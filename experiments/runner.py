@@ -128,20 +128,17 @@ def run_experiments(
     *,
     quick: bool = False,
     options: RunOptions | None = None,
-    compile_cache: Path | None = None,
 ) -> list[Outcome]:
     """Run the named experiments into ``run_dir`` (resuming what is there) and return outcomes.
 
-    ``compile_cache``: a folder to keep compiled programs in (see :func:`enable_compile_cache`),
-    switched on only once the weights are known to be there.
+    Cells of one structure share a compiled program (see :mod:`paramviz.render`); the command
+    line also keeps programs on disk, so a resumed run compiles nothing twice.
     """
     options = options or RunOptions()
     chosen = select(names)
     run_dir = Path(run_dir)
     backbone_set = backbone_sets.resolve(weights_set, quick, options.progress)
     print(backbone_sets.summary(backbone_set), flush=True)
-    if compile_cache is not None:
-        enable_compile_cache(compile_cache)
     started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
     context = RunContext(run_dir, backbone_set, options)
     outcomes = [run_experiment(context, experiment) for experiment in chosen]
@@ -332,14 +329,3 @@ def prefer_fast_compilation() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_optimization_level" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE_FLAG}".strip()
-
-
-def enable_compile_cache(folder: Path) -> None:
-    """Keep XLA programs on disk: the cells of a grid differ only in their arrays (weights,
-    targets), so a program compiled for one backbone is reused by its twin and by every other
-    picture pair, and a resumed run compiles nothing twice. Process-wide: for the CLI."""
-    import jax
-
-    folder.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

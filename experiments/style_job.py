@@ -136,13 +136,13 @@ def style_transfer_objective(
 
 
 def with_reference(transform, reference: np.ndarray):
-    """``transform`` applied to the batch with ``reference`` appended: one draw for both."""
-    reference = jnp.asarray(reference, jnp.float32)
+    """``transform`` applied to the batch with ``reference`` appended: one draw for both (a
+    Partial, so the reference picture is an argument of the compiled step, not a constant)."""
+    return Partial(_joint_transform, transform, np.asarray(reference, np.float32))
 
-    def joint(key: jax.Array, images: jax.Array) -> jax.Array:
-        return transform(key, jnp.concatenate([images, reference.astype(images.dtype)]))
 
-    return joint
+def _joint_transform(transform, reference: jax.Array, key: jax.Array, images: jax.Array):
+    return transform(key, jnp.concatenate([images, reference.astype(images.dtype)]))
 
 
 # ------------------------------------------------------------------------------------- render

@@ -18,10 +18,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
+
+from paramviz.rng import normal
 
 
 class ImageParam(NamedTuple):
-    """``to_image(params)`` gives an (N, H, W, 3) batch in [0, 1]; ``params`` are never complex."""
+    """``to_image(params)`` gives an (N, H, W, 3) batch in [0, 1]; ``params`` are never complex.
+
+    ``to_image`` is a :class:`jax.tree_util.Partial` of a module-level function: its settings are
+    static leaves and its arrays array leaves, so render compiles one step per structure.
+    """
 
     params: Any
     to_image: Callable[[Any], jax.Array]
@@ -216,15 +223,15 @@ def pixel(
     """
     h, w = _height_width(size)
     if init is None:
-        pixels = sd * jax.random.normal(_require_key(key), (batch or 1, h, w, 3), jnp.float32)
+        pixels = normal(_require_key(key), (batch or 1, h, w, 3), sd)
     else:
         images = _init_batch(init, batch, h, w)
         pixels = from_valid_rgb(images, decorrelate=decorrelate, sigmoid=sigmoid)
+    return ImageParam({"pixels": pixels}, Partial(_pixel_image, decorrelate, sigmoid))
 
-    def to_image(params: dict[str, jax.Array]) -> jax.Array:
-        return to_valid_rgb(params["pixels"], decorrelate=decorrelate, sigmoid=sigmoid)
 
-    return ImageParam({"pixels": pixels}, to_image)
+def _pixel_image(decorrelate: bool, sigmoid: bool, params: dict[str, jax.Array]) -> jax.Array:
+    return to_valid_rgb(params["pixels"], decorrelate=decorrelate, sigmoid=sigmoid)
 
 
 def fourier(
@@ -249,17 +256,25 @@ def fourier(
     scale = spectrum_scale(h, w, decay_power)
     if init is None:
         shape = (2, batch or 1, 3, *scale.shape)
-        real, imag = sd * jax.random.normal(_require_key(key), shape, jnp.float32)
+        real, imag = normal(_require_key(key), shape, sd)
     else:
         images = _init_batch(init, batch, h, w)
         t = from_valid_rgb(images, decorrelate=decorrelate, sigmoid=sigmoid)
         real, imag = _image_to_spectrum(t, scale, w)
-
-    def to_image(params: dict[str, jax.Array]) -> jax.Array:
-        t = _spectrum_to_image(params["real"], params["imag"], scale, h, w)
-        return to_valid_rgb(t, decorrelate=decorrelate, sigmoid=sigmoid)
-
+    to_image = Partial(_fourier_image, h, w, decorrelate, sigmoid, scale)
     return ImageParam({"real": real, "imag": imag}, to_image)
+
+
+def _fourier_image(
+    h: int,
+    w: int,
+    decorrelate: bool,
+    sigmoid: bool,
+    scale: jax.Array,
+    params: dict[str, jax.Array],
+) -> jax.Array:
+    t = _spectrum_to_image(params["real"], params["imag"], scale, h, w)
+    return to_valid_rgb(t, decorrelate=decorrelate, sigmoid=sigmoid)
 
 
 def image(

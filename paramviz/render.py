@@ -1,10 +1,20 @@
 """The optimisation loop: parameterisation -> transforms -> network(s) -> objective -> update.
 
-The whole step is one jitted function. The host enqueues steps without waiting for them (JAX's
-dispatch is asynchronous) and only reads results back at chunk boundaries (thresholds and every
-``sync_every`` steps) to take snapshots, update the progress bar and check for non-finite losses;
-the loss history and the last finite parameters live on the device. The networks' variables and
-the objective's arrays enter the step as arguments, never as baked-in constants.
+The whole step is one jitted function, compiled once per *structure* and kept: the objective's
+shape (which terms, layers and losses, not its targets, weights or channel indices), the
+parameterisation, the transforms, the optimizer and the networks' architectures. Everything else
+(network weights, style targets, indices, the seed, the learning rate) enters the step as an
+argument, so a second render that differs only in those compiles nothing. The step also returns
+the image and each summand's value before its update, so snapshots and the final evaluation
+need no second program (L-BFGS, whose line search holds its own values, keeps a small separate
+evaluator). Set ``jax_compilation_cache_dir`` (the CLI does, under ``$PARAMVIZ_HOME``) and a new
+process loads the compiled programs from disk instead of compiling again.
+
+The host enqueues steps without waiting for them (JAX's dispatch is asynchronous) and only reads
+results back at chunk boundaries (thresholds and every ``sync_every`` steps) to take snapshots,
+update the progress bar and check for non-finite losses; the recent losses and the last finite
+parameters live on the device. With more than one device the batch axis of the parameters (and
+so of the optimizer state) is sharded over all of them and the weights are replicated.
 
 Loss = ``-objective`` (Lucid maximises). Step ``t``'s randomness is ``fold_in(PRNGKey(seed), t)``,
 so a seed fixes the transforms' draws and the result; the parameterisation's own initial draw is
@@ -13,17 +23,19 @@ fixed when the :class:`~paramviz.param.ImageParam` is built.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
@@ -33,6 +45,7 @@ from paramviz.param import ImageParam
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 Callback = Callable[[int, np.ndarray, float], None]
 COMPLETED = "completed"
+CACHE_SIZE = 32  # compiled programs kept per process (one per structure)
 
 
 @dataclasses.dataclass
@@ -61,9 +74,20 @@ class _LoopState(NamedTuple):
     params: Any
     opt_state: Any
     good_params: Any  # the latest params whose loss was finite
-    losses: jax.Array
+    losses: jax.Array  # ring buffer: step t's loss at t % len(losses)
     failed_at: jax.Array  # first step with a non-finite loss, -1 while none
     step: jax.Array
+
+
+class _Inputs(NamedTuple):
+    """Everything a step reads that is not loop state: arrays only, so none of it is baked in."""
+
+    terms: list  # the arrays of the objective's summands
+    image: list  # the arrays of the parameterisation's to_image
+    transform: list  # the arrays of the transform
+    variables: dict  # network name -> variables
+    key: jax.Array
+    redirect_steps: jax.Array
 
 
 def _identity(key: jax.Array, images: jax.Array) -> jax.Array:
@@ -86,16 +110,21 @@ def resolve_transforms(transforms: Transform | str | None) -> Transform:
     raise UserError(f"transforms must be a preset name or a callable, not {transforms!r}")
 
 
+OPTIMIZERS = ("adam", "lbfgs")
+
+
 def resolve_optimizer(
     optimizer: str | optax.GradientTransformation, learning_rate: float
-) -> optax.GradientTransformation:
-    """``"adam"`` (Lucid: Adam 0.05), ``"lbfgs"`` (zoom line search; ignores the learning rate)."""
+) -> tuple[optax.GradientTransformation, Hashable]:
+    """The optimizer and what identifies its update rule: ``"adam"`` (Lucid: Adam 0.05, its
+    learning rate a state entry, so any rate shares one program), ``"lbfgs"`` (zoom line search;
+    ignores the learning rate), or an ``optax.GradientTransformation`` (identified by itself)."""
     if isinstance(optimizer, optax.GradientTransformation):
-        return optimizer
+        return optimizer, optimizer
     if optimizer == "adam":
-        return optax.adam(learning_rate)
+        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate), "adam"
     if optimizer == "lbfgs":
-        return optax.lbfgs()
+        return optax.lbfgs(), "lbfgs"
     raise UserError(
         f"unknown optimizer {optimizer!r}: use 'adam', 'lbfgs' or an optax.GradientTransformation"
     )
@@ -161,18 +190,39 @@ def network_features(
     }
 
 
-def _split_arrays(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
-    """Array leaves of ``tree`` (to pass into jit) and a function that puts them back."""
+def _is_array(leaf: Any) -> bool:
+    return isinstance(leaf, np.ndarray | np.generic | jax.Array)
+
+
+class _Split(NamedTuple):
+    """A pytree cut into what identifies its structure and the arrays it carries."""
+
+    key: Hashable
+    arrays: list
+    rebuild: Callable[[list], Any]
+
+
+def _split(tree: Any) -> _Split:
+    """Array leaves (arguments of the compiled step) and the rest: the tree's structure, its
+    static leaves (functions, names, flags) and its arrays' shapes, which key the cache."""
     leaves, treedef = jax.tree.flatten(tree)
-    is_array = [isinstance(leaf, np.ndarray | jax.Array) for leaf in leaves]
+    is_array = [_is_array(leaf) for leaf in leaves]
+    static = tuple(leaf for leaf, a in zip(leaves, is_array, strict=True) if not a)
+    arrays = [leaf for leaf, a in zip(leaves, is_array, strict=True) if a]
+    shapes = tuple((np.shape(leaf), str(leaf.dtype)) for leaf in arrays)
 
-    def rebuild(arrays: list[Any]) -> Any:
-        it = iter(arrays)
-        return treedef.unflatten(
-            [next(it) if a else leaf for leaf, a in zip(leaves, is_array, strict=True)]
-        )
+    def rebuild(values: list) -> Any:
+        it = iter(values)
+        filled = [next(it) if a else leaf for leaf, a in zip(leaves, is_array, strict=True)]
+        return treedef.unflatten(filled)
 
-    return [leaf for leaf, a in zip(leaves, is_array, strict=True) if a], rebuild
+    return _Split((treedef, static, shapes), arrays, rebuild)
+
+
+def _strong(tree: Any) -> Any:
+    """``tree`` without weak types: otherwise the state an update returns (strongly typed) has
+    another signature than the one it started from, and the step compiles a second time."""
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=jnp.asarray(leaf).dtype), tree)
 
 
 def _tree_where(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -190,82 +240,128 @@ def _validate_schedule(steps: int, thresholds: Sequence[int], sync_every: int) -
     return sorted({*thresholds, *range(sync_every, steps, sync_every), steps})
 
 
-class _Compiled(NamedTuple):
-    step: Callable  # (state, objective_arrays, nets) -> state after one more update
-    evaluate: Callable  # (params, step, terms_arrays, nets) -> (image, loss, summand values)
-    objective_arrays: list
-    terms_arrays: list
+class _Program(NamedTuple):
+    """A compiled render: ``step(state, inputs) -> (state, (image, values))``, the image and the
+    summands' values being those *before* the update; ``evaluate(params, step, inputs) ->
+    (image, values)`` for optimizers whose step cannot report them (L-BFGS), else None;
+    ``shapes[network][layer]`` of every layer read, for the objective's index checks."""
+
+    step: Callable
+    evaluate: Callable | None
+    shapes: dict[str, dict[str, tuple[int, ...]]]
 
 
-def _compile(
-    objective: Objective,
-    to_image: Callable[[Any], jax.Array],
-    transform: Transform,
+_PROGRAMS: collections.OrderedDict[Hashable, _Program] = collections.OrderedDict()
+
+
+def _program(
+    key: Hashable,
+    build: Callable[[], _Program],
+) -> _Program:
+    """The compiled program for ``key``, building (and keeping) it on first use."""
+    try:
+        program = _PROGRAMS.pop(key)
+    except KeyError:
+        program = build()
+    except TypeError:  # something in the structure cannot be hashed: compile for this call only
+        return build()
+    _PROGRAMS[key] = program
+    while len(_PROGRAMS) > CACHE_SIZE:
+        _PROGRAMS.popitem(last=False)
+    return program
+
+
+def _build(
+    terms: _Split,
+    image: _Split,
+    transform: _Split,
     opt: optax.GradientTransformation,
+    templates: Mapping[str, Backbone],
     layers: Mapping[str, tuple[str, ...]],
-    relu_redirect_steps: int,
-    base_key: jax.Array,
-) -> _Compiled:
-    """The jitted chunk runner and evaluator; weights and objective arrays are their arguments."""
+    redirect: bool,
+    example: _Inputs,
+    params: Any,
+) -> _Program:
+    """Trace and jit the step (and, for L-BFGS, the evaluator) for one structure."""
+    uses_value_fn = optax.tree.get(opt.init(params), "value") is not None  # a line search
 
-    def features(params: Any, key: jax.Array, step: jax.Array, nets: Mapping[str, Backbone]):
-        image = to_image(params)
-        batch = transform(key, image)
-        redirect = (step < relu_redirect_steps).astype(jnp.float32) if relu_redirect_steps else None
-        return network_features(nets, layers, image, batch, redirect)
+    def features(params: Any, inputs: _Inputs, step: jax.Array):
+        picture = image.rebuild(inputs.image)(params)
+        batch = transform.rebuild(inputs.transform)(jax.random.fold_in(inputs.key, step), picture)
+        nets = {
+            name: dataclasses.replace(templates[name], variables=inputs.variables[name])
+            for name in layers
+        }
+        on = (step < inputs.redirect_steps).astype(jnp.float32) if redirect else None
+        return picture, network_features(nets, layers, picture, batch, on)
 
-    def objective_value(fn: Callable, feats: Any) -> jax.Array:
-        value = fn(feats)
-        if jnp.shape(value) != ():
-            raise UserError(f"objective must return a scalar, got shape {jnp.shape(value)}")
-        return value
+    def values(params: Any, inputs: _Inputs, step: jax.Array):
+        picture, feats = features(params, inputs, step)
+        summands = []
+        for fn in terms.rebuild(inputs.terms):
+            value = fn(feats)
+            if jnp.shape(value) != ():
+                raise UserError(f"objective must return a scalar, got shape {jnp.shape(value)}")
+            summands.append(value)
+        stacked = jnp.stack(summands)
+        return -jnp.sum(stacked), (picture, stacked)
 
-    objective_arrays, rebuild_objective = _split_arrays(objective.fn)
-    terms_arrays, rebuild_terms = _split_arrays(tuple(t.fn for t in objective.summands()))
+    def step_once(s: _LoopState, inputs: _Inputs) -> tuple[_LoopState, Any]:
+        def value_fn(p: Any) -> jax.Array:
+            return values(p, inputs, s.step)[0]
 
-    def loss(params, arrays, key, step, nets):
-        return -objective_value(rebuild_objective(arrays), features(params, key, step, nets))
-
-    def step_once(s: _LoopState, arrays: list, nets: Mapping[str, Backbone]) -> _LoopState:
-        key = jax.random.fold_in(base_key, s.step)
-
-        def value_fn(params):
-            return loss(params, arrays, key, s.step, nets)
-
-        if optax.tree.get(s.opt_state, "value") is not None:  # line search kept value and grad
+        if uses_value_fn:  # L-BFGS: the line search kept the value and gradient at this point
             value, grads = optax.value_and_grad_from_state(value_fn)(s.params, state=s.opt_state)
-        else:
-            value, grads = jax.value_and_grad(value_fn)(s.params)
-        if isinstance(opt, optax.GradientTransformationExtraArgs):
             updates, opt_state = opt.update(
                 grads, s.opt_state, s.params, value=value, grad=grads, value_fn=value_fn
             )
+            report = None
         else:
+            (value, report), grads = jax.value_and_grad(values, has_aux=True)(
+                s.params, inputs, s.step
+            )
             updates, opt_state = opt.update(grads, s.opt_state, s.params)
         finite = jnp.isfinite(value)
-        return _LoopState(
+        state = _LoopState(
             params=_tree_where(finite, optax.apply_updates(s.params, updates), s.params),
             opt_state=_tree_where(finite, opt_state, s.opt_state),
             good_params=_tree_where(finite, s.params, s.good_params),
-            losses=s.losses.at[s.step].set(value),
+            losses=s.losses.at[s.step % len(s.losses)].set(value),
             failed_at=jnp.where(finite, s.failed_at, s.step),
             step=s.step + finite.astype(s.step.dtype),
         )
+        return state, report
+
+    def evaluate(params: Any, step: jax.Array, inputs: _Inputs):
+        return values(params, inputs, step)[1]
 
     # One jitted step dispatched from the host, not a lax.while_loop: XLA's CPU backend runs a loop
-    # body 2-3x slower than the same computation as a top-level program (measured on VGG). JAX's
-    # dispatch is asynchronous, so the host only enqueues steps and never waits on the device
-    # between chunk boundaries. After a non-finite loss the step is a no-op (same step, same key).
-    step = jax.jit(step_once)
+    # body 2-3x slower than the same computation as a top-level program (and a lax.cond around
+    # the step 3x slower: measured on VGG). After a non-finite loss the step is a no-op.
+    shapes = jax.eval_shape(lambda p, i: features(p, i, jnp.int32(0))[1], params, example)
+    return _Program(
+        step=jax.jit(step_once),
+        evaluate=jax.jit(evaluate) if uses_value_fn else None,
+        shapes={
+            net: {k: tuple(v.shape) for k, v in feats.items()} for net, feats in shapes.items()
+        },
+    )
 
-    @jax.jit
-    def evaluate(params, step, arrays, nets):
-        """Image, loss and summand values of ``params`` with step ``step``'s transform draw."""
-        feats = features(params, jax.random.fold_in(base_key, step), step, nets)
-        values = [objective_value(fn, feats) for fn in rebuild_terms(arrays)]
-        return feats[MAIN][IMAGE], -sum(values), jnp.stack(values)
 
-    return _Compiled(step, evaluate, objective_arrays, terms_arrays)
+def _network_key(backbone: Backbone) -> Hashable:
+    """What identifies a network's computation: its module (architecture and options)."""
+    return backbone.module
+
+
+def _shard_batch(params: Any) -> Any:
+    """Parameters with their leading (batch) axis spread over every device, when it divides."""
+    devices = jax.devices()
+    leaves = jax.tree.leaves(params)
+    if len(devices) < 2 or any(np.ndim(leaf) == 0 or len(leaf) % len(devices) for leaf in leaves):
+        return params
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+    return jax.tree.map(lambda leaf: jax.device_put(leaf, sharding), params)
 
 
 def render(
@@ -303,81 +399,150 @@ def render(
     objective = as_objective(objective)
     networks = _networks(backbone, backbones)
     layers = required_layers(objective, networks)
-    used_networks = {name: networks[name] for name in layers}
-    transform = resolve_transforms(transforms)
-    opt = resolve_optimizer(optimizer, learning_rate)
+    used = {name: networks[name] for name in layers}
+    opt, opt_key = resolve_optimizer(optimizer, learning_rate)
     boundaries = _validate_schedule(steps, thresholds, sync_every)
-    compiled = _compile(
-        objective,
-        param.to_image,
-        transform,
-        opt,
-        layers,
-        relu_redirect_steps,
+    terms = _split(tuple(t.fn for t in objective.summands()))
+    image = _split(param.to_image)
+    transform = _split(resolve_transforms(transforms))
+    params = _shard_batch(jax.tree.map(jnp.asarray, param.params))
+    inputs = _Inputs(
+        terms.arrays,
+        image.arrays,
+        transform.arrays,
+        {name: net.variables for name, net in used.items()},
         jax.random.PRNGKey(seed),
+        jnp.asarray(relu_redirect_steps, jnp.int32),
     )
-    step, evaluate = compiled.step, compiled.evaluate
-    objective_arrays, terms_arrays = compiled.objective_arrays, compiled.terms_arrays
-    params = jax.tree.map(jnp.asarray, param.params)
+    structure = (
+        terms.key,
+        image.key,
+        transform.key,
+        opt_key,
+        tuple((name, _network_key(net), layers[name]) for name, net in used.items()),
+        relu_redirect_steps > 0,
+        jax.tree.structure(params),
+        tuple(np.shape(leaf) for leaf in jax.tree.leaves(params)),
+    )
+    program = _program(
+        structure,
+        lambda: _build(
+            terms, image, transform, opt, used, layers, relu_redirect_steps > 0, inputs, params
+        ),
+    )
+    objective.check_indices(program.shapes)
     state = _LoopState(
         params=params,
-        opt_state=opt.init(params),
+        opt_state=_strong(opt.init(params)),
         good_params=params,
-        losses=jnp.zeros((steps,), jnp.float32),
+        losses=jnp.zeros((sync_every,), jnp.float32),
         failed_at=jnp.asarray(-1, jnp.int32),
         step=jnp.asarray(0, jnp.int32),
     )
-    snapshots: dict[int, np.ndarray] = {}
-    wanted_snapshots = set(thresholds)
-    done = 0
+    run = _Run(program, inputs, state)
     with _progress_bar(steps, progress) as bar:
         for boundary in boundaries:
-            if boundary > done:
-                for _ in range(boundary - done):
-                    state = step(state, objective_arrays, used_networks)
-                reached = int(state.step)
-                bar.update(reached - done)
-                done = reached
-                if done:
-                    bar.set_postfix(loss=f"{float(state.losses[done - 1]):.4g}")
-                if int(state.failed_at) >= 0:
-                    break
-            if boundary in wanted_snapshots:
-                image, value, _ = evaluate(state.params, done, terms_arrays, used_networks)
-                snapshots[boundary] = np.asarray(image)
+            shown = run.reached
+            run.advance(boundary - run.dispatched)
+            bar.update(run.reached - shown)
+            if run.reached:
+                bar.set_postfix(loss=f"{run.losses[run.reached - 1]:.4g}")
+            if run.failed:
+                break
+            if boundary in thresholds:
+                picture, value = run.snapshot(boundary, final=boundary == steps)
+                run.snapshots[boundary] = picture
                 if callback is not None:
-                    callback(boundary, snapshots[boundary], float(value))
-
-    failed_at, bad_value = int(state.failed_at), float("nan")
-    if failed_at < 0:
-        image, value, term_values = evaluate(state.params, done, terms_arrays, used_networks)
-        final_params, steps_run, reason = state.params, done, COMPLETED
-        if not np.isfinite(float(value)):  # the very last update broke the image
-            failed_at, bad_value = done, float(value)
-    else:
-        bad_value = float(state.losses[failed_at])
-    if failed_at >= 0:
-        final_params, steps_run = state.good_params, max(failed_at - 1, 0)
-        image, value, term_values = evaluate(final_params, steps_run, terms_arrays, used_networks)
-        reason = (
-            f"stopped at step {failed_at}: the loss became {bad_value}; returning the image of "
-            f"step {steps_run}, the last with a finite loss"
-        )
-        warnings.warn(reason, RuntimeWarning, stacklevel=2)
+                    callback(boundary, picture, value)
+    picture, values, steps_run, reason = run.finish()
     names = _unique_names([t.name for t in objective.summands()])
     return RenderResult(
-        image=np.asarray(image),
-        snapshots=snapshots,
-        losses=np.asarray(state.losses[:done]),
-        final_loss=float(value),
-        terms={name: float(v) for name, v in zip(names, np.asarray(term_values), strict=True)},
-        params=final_params,
+        image=picture,
+        snapshots=run.snapshots,
+        losses=np.asarray(run.losses[: run.reached], np.float32),
+        final_loss=float(-np.sum(values)),
+        terms={name: float(v) for name, v in zip(names, values, strict=True)},
+        params=run.final_params,
         steps_run=steps_run,
         stopped_reason=reason,
         seed=seed,
         started_at=started_at,
         elapsed_s=time.perf_counter() - clock,
     )
+
+
+class _Run:
+    """The host side of a render: dispatch steps, read back at boundaries, report the end."""
+
+    def __init__(self, program: _Program, inputs: _Inputs, state: _LoopState):
+        self.program, self.inputs, self.state = program, inputs, state
+        self.dispatched = 0  # step calls enqueued
+        self.reached = 0  # updates applied (stops at a non-finite loss)
+        self.losses: list[float] = []
+        self.snapshots: dict[int, np.ndarray] = {}
+        self.pending: Any = None  # the report of the latest step call
+        self.final: tuple[np.ndarray, np.ndarray] | None = None  # the report of the last image
+        self.final_params: Any = None
+
+    @property
+    def failed(self) -> bool:
+        return int(self.state.failed_at) >= 0
+
+    def advance(self, count: int) -> None:
+        """Enqueue ``count`` steps, then read back how far they got and their losses."""
+        for _ in range(count):
+            self.state, self.pending = self.program.step(self.state, self.inputs)
+        self.dispatched += count
+        reached = int(self.state.step)
+        ring = np.asarray(self.state.losses)
+        last = reached + 1 if self.failed else reached  # the failing step's loss is kept too
+        self.losses += [float(ring[t % len(ring)]) for t in range(len(self.losses), last)]
+        self.reached = reached
+
+    def report(self, params: Any, step: int, use_pending: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The image and summand values of ``params`` (after ``step`` updates)."""
+        if self.program.evaluate is not None:
+            picture, values = self.program.evaluate(params, jnp.int32(step), self.inputs)
+        elif use_pending:
+            picture, values = self.pending
+        else:  # one more step call whose update is discarded: its report is of ``params``
+            probe = self.state._replace(params=params, step=jnp.asarray(step, jnp.int32))
+            picture, values = self.program.step(probe, self.inputs)[1]
+        return np.asarray(picture), np.asarray(values, np.float64)
+
+    def snapshot(self, boundary: int, final: bool) -> tuple[np.ndarray, float]:
+        """The picture after ``boundary`` updates and its loss (the next step call reports it)."""
+        if final:
+            self.final = self.report(self.state.params, boundary, use_pending=False)
+            picture, values = self.final
+        elif self.program.evaluate is not None:
+            picture, values = self.report(self.state.params, boundary, use_pending=False)
+        else:
+            self.advance(1)
+            picture, values = self.report(None, boundary, use_pending=True)
+        return picture, float(-np.sum(values))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, int, str]:
+        """Image, summand values, steps run and why it stopped, for the last finite image."""
+        failed_at, reason = int(self.state.failed_at), COMPLETED
+        params, done = self.state.params, self.reached
+        if failed_at < 0:
+            picture, values = self.final or self.report(params, done, use_pending=False)
+            if np.isfinite(np.sum(values)):
+                self.final_params = params
+                return picture, values, done, reason
+            failed_at, bad_value = done, float(-np.sum(values))  # the very last update broke it
+        else:
+            bad_value = self.losses[failed_at]
+        steps_run = max(failed_at - 1, 0)
+        self.final_params = self.state.good_params
+        picture, values = self.report(self.final_params, steps_run, use_pending=False)
+        reason = (
+            f"stopped at step {failed_at}: the loss became {bad_value}; returning the image of "
+            f"step {steps_run}, the last with a finite loss"
+        )
+        warnings.warn(reason, RuntimeWarning, stacklevel=3)
+        return picture, values, steps_run, reason
 
 
 def _unique_names(names: Sequence[str]) -> list[str]:

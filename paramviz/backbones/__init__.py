@@ -41,6 +41,7 @@ from paramviz.backbones.base import (
 from paramviz.backbones.foreign import from_flax, from_function
 from paramviz.backbones.store import load, read_metadata, save
 from paramviz.errors import UserError
+from paramviz.rng import generator
 
 __all__ = [
     "Architecture",
@@ -78,18 +79,12 @@ def init(
     forward pass and no PRNG kernel is compiled (that took seconds per network on CPU).
     """
     module = create(arch, **options)
-    rng = np.random.default_rng(_seed_words(key))
+    rng = generator(key)
     shapes = flatten(variable_shapes(module, image_size))
     variables = {name: _random_leaf(rng, name, shape) for name, shape in shapes.items()}
     return make_backbone(
         module, unflatten(variables), source="random initialisation", source_format="init"
     )
-
-
-def _seed_words(key: jax.Array) -> list[int]:
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key, dtype=np.uint32).ravel().tolist()
 
 
 def _random_leaf(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -4,6 +4,7 @@ the table-of-steps machinery every architecture is written in."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,6 +43,11 @@ class Backbone:
             self.variables, images, layers=tuple(layers), relu_redirect=relu_redirect
         )
 
+    def features(self, images: Any, layers: Sequence[str]) -> dict[str, jax.Array]:
+        """:meth:`__call__` compiled once per architecture, layers and image shape: the weights
+        are an argument, so another network of the same architecture reuses the program."""
+        return _apply(self.module, self.variables, jnp.asarray(images, jnp.float32), tuple(layers))
+
     def check_layers(self, layers: Sequence[str], image_hw: tuple[int, int]) -> None:
         """Unknown layers, or an image too small to reach them, fail before any work is done."""
         self.module.check_layers(layers)  # UserError listing the valid names
@@ -58,6 +64,11 @@ class Backbone:
                 f"a {size} image is too small for {', '.join(empty)} of {self.arch}; use a larger "
                 "--size or earlier layers"
             )
+
+
+@functools.partial(jax.jit, static_argnames=("module", "layers"))
+def _apply(module: Any, variables: Any, images: jax.Array, layers: tuple[str, ...]) -> dict:
+    return module.apply(variables, images, layers=layers)
 
 
 # ------------------------------------------------------------------------------------------------

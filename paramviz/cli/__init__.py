@@ -44,11 +44,22 @@ def load_plugins() -> None:
             raise UserError(f"cannot import {name!r} named in ${PLUGINS_VARIABLE}: {err}") from None
 
 
+def use_compile_cache() -> None:
+    """Keep compiled XLA programs under ``$PARAMVIZ_HOME`` (unless the user set a cache): a
+    repeated command then loads them instead of compiling. Set before jax is imported."""
+    from paramviz.paths import compile_cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compile_cache_dir()))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input prints a message and returns 2, never a traceback."""
     try:
         load_plugins()
         args = build_parser().parse_args(argv)
+        if not getattr(args, "no_compile_cache", False):
+            use_compile_cache()
         return args.run(args) or 0
     except UserError as err:
         print(f"paramviz: error: {err}", file=sys.stderr)

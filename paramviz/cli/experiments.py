@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--no-compile-cache",
         action="store_true",
-        help="do not keep compiled programs in <cache>/jax-cache (they make reruns fast)",
+        help="do not keep compiled programs in <cache>/jax-cache (they make reruns fast; "
+        "every command keeps them)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(run=run_experiment_run)
@@ -73,7 +74,6 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 def run_experiment_run(args: argparse.Namespace) -> int:
     from experiments.runner import RunOptions, prefer_fast_compilation, run_experiments
-    from paramviz.paths import compile_cache_dir
 
     if args.quick:
         prefer_fast_compilation()  # before jax starts
@@ -90,7 +90,6 @@ def run_experiment_run(args: argparse.Namespace) -> int:
         args.weights_set,
         quick=args.quick,
         options=options,
-        compile_cache=None if args.no_compile_cache else compile_cache_dir(),
     )
     for outcome in outcomes:
         print(

@@ -61,7 +61,6 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    import jax
     import numpy as np
 
     from paramviz.io import atomic_path, read_image
@@ -75,7 +74,7 @@ def run_probe(args: argparse.Namespace) -> int:
     has_logits = "logits" in backbone.layer_names
     wanted = tuple(dict.fromkeys(layers + (("logits",) if has_logits else ())))
     image = read_image(args.image, size=args.size)[None]
-    outputs = jax.jit(lambda b, x: b(x, wanted))(backbone, image)
+    outputs = backbone.features(image, wanted)
     arrays = {name: np.asarray(outputs[name]) for name in layers}
     output = Path(args.output)
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:

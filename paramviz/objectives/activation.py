@@ -7,25 +7,27 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 
 from paramviz.errors import UserError
-from paramviz.objectives.core import MAIN, Objective, check_index, describe, on_layer
+from paramviz.objectives.core import MAIN, Objective, describe, index, on_layer
 from paramviz.objectives.style import gram
+
+
+def _channel_mean(t: jax.Array, n: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.take(t, n % t.shape[-1], axis=-1))
 
 
 def channel(layer: str, n: int, batch: int | None = None, *, network: str = MAIN) -> Objective:
     """Mean activation of channel ``n`` over batch and space (Lucid ``channel``)."""
-
-    def reduce(t: jax.Array, _: Any) -> jax.Array:
-        check_index(n, t.shape[-1], "channel", layer)
-        return jnp.mean(t[..., n])
-
     return on_layer(
         describe("channel", f"{layer}:{n}", batch=batch, network=network),
         layer,
-        reduce,
+        _channel_mean,
         batch=batch,
         network=network,
+        data=index(n),
+        checks=[(-1, n, "channel")],
     )
 
 
@@ -43,22 +45,27 @@ def neuron(
     As in Lucid, ``x`` indexes axis 1 (rows) and ``y`` axis 2 (columns); for even sizes the
     centre is the bottom-right cell of the central 2x2. The value is averaged over the batch.
     """
-
-    def reduce(t: jax.Array, _: Any) -> jax.Array:
-        row = t.shape[1] // 2 if x is None else x
-        col = t.shape[2] // 2 if y is None else y
-        check_index(n, t.shape[-1], "channel", layer)
-        check_index(row, t.shape[1], "x (row)", layer)
-        check_index(col, t.shape[2], "y (column)", layer)
-        return jnp.mean(t[:, row, col, n])
-
+    checks = [(-1, n, "channel")]
+    checks += [(1, x, "x (row)")] if x is not None else []
+    checks += [(2, y, "y (column)")] if y is not None else []
     return on_layer(
         describe("neuron", f"{layer}:{n}", x=x, y=y, batch=batch, network=network),
         layer,
-        reduce,
+        _neuron_value,
         batch=batch,
         network=network,
+        data=(index(n), None if x is None else index(x), None if y is None else index(y)),
+        checks=checks,
     )
+
+
+def _neuron_value(t: jax.Array, data: tuple[jax.Array, Any, Any]) -> jax.Array:
+    n, row, col = data
+    row = t.shape[1] // 2 if row is None else row % t.shape[1]
+    col = t.shape[2] // 2 if col is None else col % t.shape[2]
+    at = jax.lax.dynamic_index_in_dim(t, row, axis=1, keepdims=False)
+    at = jax.lax.dynamic_index_in_dim(at, col, axis=1, keepdims=False)
+    return jnp.mean(jnp.take(at, n % t.shape[-1], axis=-1))
 
 
 def logit(
@@ -70,7 +77,11 @@ def logit(
     )
 
 
-def _direction_value(cossim_pow: float, t: jax.Array, vec: jax.Array) -> jax.Array:
+def _direction_value(layer: str, cossim_pow: float, t: jax.Array, vec: jax.Array) -> jax.Array:
+    if t.shape[-1] != vec.shape[0]:
+        raise UserError(
+            f"direction has {vec.shape[0]} entries but layer {layer!r} has {t.shape[-1]} channels"
+        )
     eps = 1e-4
     dot = jnp.sum(t * vec, axis=-1)
     if cossim_pow == 0:
@@ -92,22 +103,13 @@ def direction(
     With ``cossim_pow > 0`` each dot product is multiplied by ``max(0.1, cossim) ** cossim_pow``,
     which favours activations pointing along ``vec`` rather than merely large ones.
     """
-    vec = np.asarray(vec, np.float32).reshape(-1)
-
-    def reduce(t: jax.Array, v: jax.Array) -> jax.Array:
-        if t.shape[-1] != v.shape[0]:
-            raise UserError(
-                f"direction has {v.shape[0]} entries but layer {layer!r} has {t.shape[-1]} channels"
-            )
-        return _direction_value(cossim_pow, t, v)
-
     return on_layer(
         describe("direction", layer, cossim_pow=cossim_pow or None, batch=batch, network=network),
         layer,
-        reduce,
+        Partial(_direction_value, layer, float(cossim_pow)),
         batch=batch,
         network=network,
-        data=vec,
+        data=np.asarray(vec, np.float32).reshape(-1),
     )
 
 

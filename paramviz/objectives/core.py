@@ -43,20 +43,51 @@ Features = Mapping[str, Mapping[str, jax.Array]]
 Layers = frozenset[tuple[str, str]]
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexCheck:
+    """An index an objective takes along one axis of one layer (a channel, an image of the
+    batch, a position). Indices are arrays inside the compiled step, so one program serves every
+    channel; JAX would clamp an out-of-range one silently, so render checks them first."""
+
+    network: str
+    layer: str
+    axis: int
+    index: int
+    what: str
+
+    def check(self, shape: Sequence[int]) -> None:
+        size = shape[self.axis]
+        if not -size <= self.index < size:
+            raise UserError(
+                f"{self.what} {self.index} is out of range for layer {self.layer!r} (size {size})"
+            )
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Objective:
     """A scalar function of network features to be maximised, and the layers it needs.
 
     ``terms`` lists the summands of a sum (empty for a single objective); render reports each
-    summand's final value under its ``name``.
+    summand's final value under its ``name``. ``checks`` are the indices it takes, checked
+    against the layers' shapes before anything runs.
     """
 
     fn: Callable[[Features], jax.Array]
     layers: Layers = frozenset()
     name: str = "objective"
     terms: tuple[Objective, ...] = dataclasses.field(default=(), repr=False)
+    checks: tuple[IndexCheck, ...] = dataclasses.field(default=(), repr=False)
+
+    def check_indices(self, shapes: Mapping[str, Mapping[str, Sequence[int]]]) -> None:
+        """``UserError`` for an index past its layer; ``shapes[network][layer]`` (NHWC)."""
+        for check in self.checks:
+            check.check(_nhwc_shape(shapes[check.network][check.layer]))
 
     def __call__(self, features: Features) -> jax.Array:
+        """The value on ``features`` (its indices are checked against their shapes first)."""
+        for check in self.checks:
+            if check.layer in features.get(check.network, {}):
+                check.check(_nhwc_shape(jnp.shape(features[check.network][check.layer])))
         return self.fn(features)
 
     def summands(self) -> tuple[Objective, ...]:
@@ -79,7 +110,8 @@ class Objective:
         if len(terms) == 1:
             return terms[0]
         name = " + ".join(t.name for t in terms).replace(" + -", " - ")
-        return Objective(Partial(_sum_of, tuple(t.fn for t in terms)), _union(terms), name, terms)
+        fn = Partial(_sum_of, tuple(t.fn for t in terms))
+        return Objective(fn, _union(terms), name, terms, _checks(terms))
 
     def __add__(self, other: Any) -> Objective:
         if _lift(other) is None:
@@ -94,7 +126,8 @@ class Objective:
         return Objective.sum([other, self])
 
     def __neg__(self) -> Objective:
-        return Objective(Partial(_negated, self.fn), self.layers, f"-{_parenthesised(self)}")
+        name = f"-{_parenthesised(self)}"
+        return Objective(Partial(_negated, self.fn), self.layers, name, checks=self.checks)
 
     def __sub__(self, other: Any) -> Objective:
         lifted = _lift(other)
@@ -133,12 +166,14 @@ def _applied(op: Callable, fn_a: Callable, fn_b: Callable, features: Features) -
     return op(fn_a(features), fn_b(features))
 
 
-def _constant_value(value: float, features: Features) -> jax.Array:
+def _constant_value(value: jax.Array, features: Features) -> jax.Array:
     return jnp.asarray(value, jnp.float32)
 
 
 def _constant(value: float) -> Objective:
-    return Objective(Partial(_constant_value, float(value)), frozenset(), f"{float(value):g}")
+    """A constant; its value is an array leaf, so weights do not change the compiled step."""
+    fn = Partial(_constant_value, np.float32(value))
+    return Objective(fn, frozenset(), f"{float(value):g}")
 
 
 def _lift(value: Any) -> Objective | None:
@@ -160,12 +195,17 @@ def _union(objectives: Iterable[Objective]) -> Layers:
     return frozenset().union(*(o.layers for o in objectives))
 
 
+def _checks(objectives: Iterable[Objective]) -> tuple[IndexCheck, ...]:
+    return tuple(dict.fromkeys(check for o in objectives for check in o.checks))
+
+
 def _binary(op: Callable, symbol: str, a: Any, b: Any) -> Objective:
     a, b = _lift(a), _lift(b)
     if a is None or b is None:
         return NotImplemented
     name = f"{_parenthesised(a)} {symbol} {_parenthesised(b)}"
-    return Objective(Partial(_applied, op, a.fn, b.fn), _union((a, b)), name)
+    fn = Partial(_applied, op, a.fn, b.fn)
+    return Objective(fn, _union((a, b)), name, checks=_checks((a, b)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,21 +225,25 @@ def as_nhwc(tensor: jax.Array) -> jax.Array:
     return tensor[:, None, None, :] if tensor.ndim == 2 else tensor
 
 
-def check_index(index: int, size: int, what: str, layer: str) -> None:
-    # JAX clamps out-of-range indices silently; a wrong channel must fail loudly instead.
-    if not -size <= index < size:
-        raise UserError(f"{what} {index} is out of range for layer {layer!r} (size {size})")
+def _nhwc_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    return (shape[0], 1, 1, shape[1]) if len(shape) == 2 else tuple(shape)
 
 
-def activations(features: Features, network: str, layer: str, batch: int | None) -> jax.Array:
+def index(value: int) -> np.ndarray:
+    """An index as an array leaf (one compiled step serves every value)."""
+    return np.int32(value)
+
+
+def activations(
+    features: Features, network: str, layer: str, batch: jax.Array | None
+) -> jax.Array:
     """``features[network][layer]`` as NHWC, cut to image ``batch`` (kept as a batch of 1)."""
     try:
         tensor = as_nhwc(features[network][layer])
     except KeyError:
         raise UserError(f"layer {layer!r} of network {network!r} was not computed") from None
     if batch is not None:
-        check_index(batch, tensor.shape[0], "batch index", layer)
-        tensor = tensor[batch][None]
+        tensor = jax.lax.dynamic_index_in_dim(tensor, batch % len(tensor), axis=0, keepdims=True)
     return tensor
 
 
@@ -207,7 +251,7 @@ def _layer_value(
     reduce: Callable[..., jax.Array],
     network: str,
     layer: str,
-    batch: int | None,
+    batch: jax.Array | None,
     data: Any,
     features: Features,
 ) -> jax.Array:
@@ -222,7 +266,23 @@ def on_layer(
     batch: int | None = None,
     network: str = MAIN,
     data: Any = None,
+    checks: Sequence[tuple[int, int, str]] = (),
 ) -> Objective:
-    """Objective ``reduce(activations, data)`` of one layer; ``data`` arrays stay pytree leaves."""
-    fn = Partial(_layer_value, reduce, network, layer, batch, data)
-    return Objective(fn, frozenset({(network, layer)}), name)
+    """Objective ``reduce(activations, data)`` of one layer.
+
+    ``reduce`` must be a module-level function and ``data`` a pytree of arrays (see
+    :func:`index`): render caches its compiled step by the objective's structure, so two
+    objectives that differ only in their arrays share one program. ``checks`` are
+    ``(axis, index, what)`` of the indices ``data`` holds, checked before anything runs;
+    ``batch`` is checked here.
+    """
+    declared = [(0, batch, "batch index")] if batch is not None else []
+    declared += list(checks)
+    batch_index = None if batch is None else index(batch)
+    fn = Partial(_layer_value, reduce, network, layer, batch_index, data)
+    return Objective(
+        fn,
+        frozenset({(network, layer)}),
+        name,
+        checks=tuple(IndexCheck(network, layer, a, int(i), what) for a, i, what in declared),
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from paramviz.objectives.core import INPUT, MAIN, Objective, describe, on_layer
 
@@ -32,17 +33,18 @@ def L1(
     layer: str = INPUT, constant: float = 0.0, batch: int | None = None, *, network: str = MAIN
 ) -> Objective:
     """``sum |x - constant|`` (Lucid ``L1``): a sparsity/brightness penalty, subtract it."""
-
-    def reduce(t: jax.Array, _: Any) -> jax.Array:
-        return jnp.sum(jnp.abs(t - constant))
-
     return on_layer(
         describe("L1", layer, constant=constant or None, batch=batch, network=network),
         layer,
-        reduce,
+        _l1_value,
         batch=batch,
         network=network,
+        data=np.float32(constant),
     )
+
+
+def _l1_value(t: jax.Array, constant: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.abs(t - constant))
 
 
 def L2(
@@ -54,17 +56,19 @@ def L2(
     network: str = MAIN,
 ) -> Objective:
     """``sqrt(epsilon + sum (x - constant)^2)`` (Lucid ``L2``); epsilon keeps gradients finite."""
-
-    def reduce(t: jax.Array, _: Any) -> jax.Array:
-        return jnp.sqrt(epsilon + jnp.sum((t - constant) ** 2))
-
     return on_layer(
         describe("L2", layer, constant=constant or None, batch=batch, network=network),
         layer,
-        reduce,
+        _l2_value,
         batch=batch,
         network=network,
+        data=(np.float32(constant), np.float32(epsilon)),
     )
+
+
+def _l2_value(t: jax.Array, data: tuple[jax.Array, jax.Array]) -> jax.Array:
+    constant, epsilon = data
+    return jnp.sqrt(epsilon + jnp.sum((t - constant) ** 2))
 
 
 def lucid_blur(images: jax.Array) -> jax.Array:

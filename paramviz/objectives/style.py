@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -88,6 +87,7 @@ def _target_matching(
     unknown = set(weights) - set(targets)
     if unknown:
         raise UserError(f"{kind} weights for layers without a target: {sorted(unknown)}")
+    weights = {layer: np.float32(weight) for layer, weight in weights.items()}  # array leaves
     arrays = {layer: jnp.asarray(t, jnp.float32) for layer, t in targets.items()}
     fn = Partial(_matching_value, statistic, _distance(loss), network, weights, arrays)
     layers = frozenset((network, layer) for layer in targets)
@@ -130,14 +130,9 @@ def _batched(images: Any) -> jax.Array:
     return images[None] if images.ndim == 3 else images
 
 
-@functools.partial(jax.jit, static_argnames="layers")
-def _forward(backbone: Any, images: jax.Array, layers: tuple[str, ...]) -> dict[str, jax.Array]:
-    return backbone(images, layers)
-
-
 def style_targets(backbone: Any, style_image: Any, layers: Sequence[str]) -> dict[str, jax.Array]:
     """Gram targets ``{layer: (C, C)}`` of a style image ``(H, W, 3)``; a batch is averaged."""
-    acts = _forward(backbone, _batched(style_image), tuple(layers))
+    acts = backbone.features(_batched(style_image), layers)
     return {layer: jnp.mean(gram(acts[layer]), axis=0) for layer in layers}
 
 
@@ -145,7 +140,7 @@ def content_targets(
     backbone: Any, content_image: Any, layers: Sequence[str]
 ) -> dict[str, jax.Array]:
     """Activation targets ``{layer: (1, H, W, C)}`` of a content image ``(H, W, 3)``."""
-    acts = _forward(backbone, _batched(content_image), tuple(layers))
+    acts = backbone.features(_batched(content_image), layers)
     return {layer: acts[layer] for layer in layers}
 
 

@@ -1,0 +1,165 @@
+"""Render compiles once per structure, and spreads a batch over every device.
+
+Compilations are counted from JAX's own log (``jax.log_compiles``), not timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from paramviz import backbones, objectives, param, render
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = "conv8k3s1p1,relu,maxpool2,conv12k3s1p1,relu,conv16k3s2p1,relu"
+
+
+@contextlib.contextmanager
+def compiled_programs() -> Iterator[list[str]]:
+    """The names of the programs XLA compiles inside the block."""
+    names: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Finished XLA compilation of jit("):
+                names.append(message.split("jit(", 1)[1].split(")", 1)[0])
+
+    handler = Collect()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            yield names
+    finally:
+        logger.removeHandler(handler)
+
+
+def network(seed: int):
+    net = backbones.init("sequential", jax.random.PRNGKey(seed), (24, 24), spec=SPEC)
+    return net.replace(metadata={**net.metadata, "source": f"weights {seed}"})
+
+
+def two_units(first: int, second: int, style_target: np.ndarray) -> objectives.Objective:
+    return (
+        objectives.channel("relu2", first, batch=0)
+        + objectives.channel("relu3", second, batch=1)
+        + 0.5 * objectives.style({"relu1": style_target})
+        - 1e-3 * objectives.total_variation()
+    )
+
+
+def test_a_second_render_of_the_same_structure_compiles_nothing():
+    rng = np.random.default_rng(0)
+    with compiled_programs() as first:
+        one = render.render(
+            two_units(1, 2, rng.uniform(size=(8, 8)).astype(np.float32)),
+            param.fourier(24, 2, key=jax.random.PRNGKey(0)),
+            network(0),
+            transforms="standard",
+            steps=6,
+            learning_rate=0.05,
+            progress=False,
+        )
+    assert first.count("step_once") == 1 and "evaluate" not in first  # one program per render
+    with compiled_programs() as second:
+        two = render.render(
+            two_units(5, 11, rng.uniform(size=(8, 8)).astype(np.float32)),  # other units, target
+            param.fourier(24, 2, key=jax.random.PRNGKey(3)),
+            network(1),  # other weights (and metadata)
+            transforms="standard",
+            steps=9,  # another length
+            learning_rate=0.02,  # another rate
+            seed=4,
+            thresholds=(0, 4),
+            progress=False,
+        )
+    assert second == []
+    assert one.steps_run == 6 and two.steps_run == 9 and sorted(two.snapshots) == [0, 4]
+    assert two.losses[0] == pytest.approx(-sum(two.terms.values()), rel=0.5)  # a real objective
+
+
+def test_an_index_past_its_layer_is_refused_even_when_the_program_is_cached():
+    target = np.ones((8, 8), np.float32)
+    kwargs = {"steps": 2, "progress": False}
+    render.render(two_units(0, 0, target), param.pixel(24, 2, key=jax.random.PRNGKey(0)),
+                  network(0), **kwargs)  # fmt: skip
+    with pytest.raises(Exception, match="channel 16 is out of range for layer 'relu3'"):
+        render.render(two_units(0, 16, target), param.pixel(24, 2, key=jax.random.PRNGKey(0)),
+                      network(0), **kwargs)  # fmt: skip
+
+
+def test_lbfgs_keeps_a_separate_evaluator_and_also_compiles_once():
+    target = np.full((8, 8), 0.1, np.float32)
+
+    def go(scale: float, seed: int, steps: int) -> None:
+        start = param.pixel(24, 1, key=jax.random.PRNGKey(seed))
+        style = objectives.style({"relu1": scale * target})
+        render.render(style, start, network(seed), optimizer="lbfgs", steps=steps, progress=False)
+
+    with compiled_programs() as first:
+        go(1.0, 0, 3)
+    assert first.count("step_once") == 1 and first.count("evaluate") == 1
+    with compiled_programs() as second:
+        go(2.0, 1, 4)
+    assert second == []
+
+
+SHARDED = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from paramviz import backbones, objectives, param, render
+    net = backbones.init("sequential", jax.random.PRNGKey(0), (16, 16), spec="conv8k3p1,relu")
+    units = objectives.Objective.sum(objectives.channel("relu1", c, batch=c) for c in range(4))
+    def go():
+        return render.render(units, param.fourier(16, 4, key=jax.random.PRNGKey(0)), net,
+                             transforms="mild", steps=12, progress=False)
+    sharded = go()
+    devices = {d for leaf in jax.tree.leaves(sharded.params) for d in leaf.devices()}
+    render._shard_batch = lambda params: params  # one device, as on a one-device machine
+    render._PROGRAMS.clear()
+    single = go()
+    print(len(jax.devices()), len(devices))
+    np.testing.assert_allclose(sharded.image, single.image, atol=1e-5)
+    np.testing.assert_allclose(sharded.losses, single.losses, rtol=1e-4)
+    """
+)
+
+
+def test_a_batch_renders_the_same_spread_over_two_devices():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["2", "2"]  # two devices, the parameters on both
+
+
+def test_a_repeated_command_loads_its_program_from_the_cache(tmp_path: Path):
+    weights = backbones.save(tmp_path / "w.safetensors", network(0))
+    env = {**os.environ, "PARAMVIZ_HOME": str(tmp_path / "home"), "JAX_LOG_COMPILES": "1"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    argv = [sys.executable, "-m", "paramviz.cli", "visualize", "--weights", str(weights),
+            "--objective", "relu3:0-1", "--size", "24", "--steps", "3", "--quiet"]  # fmt: skip
+    logs = []
+    for run in "ab":
+        done = subprocess.run(
+            [*argv, "-o", str(tmp_path / f"{run}.png")], env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        logs.append(done.stderr)
+    assert "Persistent compilation cache hit for 'jit_step_once'" not in logs[0]
+    assert "Persistent compilation cache hit for 'jit_step_once'" in logs[1]
+    assert any((tmp_path / "home" / "jax-cache").glob("jit_step_once-*"))
