@@ -133,6 +133,8 @@ class Conv(Step):
         pad = self.padding
         if self.reflect and pad:
             x, pad = ops.reflect_pad(x, pad), 0
+        if self.kernel == 1 and pad == 0:  # a matrix product: 2-3x faster than XLA's CPU conv
+            return Pointwise(self.features, self.stride, self.bias, name=self.name)(x)
         conv = nn.Conv(
             self.features,
             (self.kernel, self.kernel),
@@ -148,6 +150,26 @@ class Conv(Step):
         if self.bias:
             refs.append(ParamRef("params", (self.name, "bias"), f"{self.torch}.bias", "vector"))
         return tuple(refs)
+
+
+class Pointwise(nn.Module):
+    """A 1×1 convolution as a matrix product over channels, with ``nn.Conv``'s variables
+    (``kernel`` of shape (1, 1, in, out), ``bias``), so checkpoints map onto it unchanged."""
+
+    features: int
+    stride: int = 1
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (1, 1, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
+        if self.stride > 1:
+            x = x[:, :: self.stride, :: self.stride]
+        y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(*x.shape[:-1], self.features)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return y
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,8 @@ checkpoints come from PyTorch), with static output shapes so that everything jit
 
 * :func:`relu` – ReLU, optionally with Lucid's redirected gradient (a ``jax.custom_vjp``).
 * :func:`max_pool` – ``MaxPool2d`` incl. ``ceil_mode`` and ``-inf`` padding; non-overlapping pools
-  use a reshape-max whose backward is an equality mask (faster than XLA's ``select_and_scatter``).
+  use a reshape-max and overlapping ones a max of shifted views, both with a backward that
+  routes through an equality mask (faster than XLA's ``select_and_scatter``).
 * :func:`avg_pool` – ``AvgPool2d`` incl. ``ceil_mode`` and ``count_include_pad``.
 * :func:`adaptive_avg_pool` – ``AdaptiveAvgPool2d`` at any input size (torch's bin edges).
 * :func:`reflect_pad`, :func:`flatten_chw` – ``ReflectionPad2d`` and ``torch.flatten`` of NCHW.
@@ -13,6 +14,7 @@ checkpoints come from PyTorch), with static output shapes so that everything jit
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 
 import jax
@@ -87,10 +89,52 @@ def max_pool(
     """``nn.MaxPool2d(window, stride, padding, ceil_mode=...)`` on NHWC; padding counts as -inf."""
     if window == stride and padding == 0:
         return _block_max(_fit_to_blocks(x, window, ceil_mode, -jnp.inf), window)
-    pads = [(0, 0), *_window_pads(x.shape[1:3], window, stride, padding, ceil_mode), (0, 0)]
-    return lax.reduce_window(
-        x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
-    )
+    out = tuple(pooled_size(n, window, stride, padding, ceil_mode) for n in x.shape[1:3])
+    if min(out) < 1:  # the input is smaller than one window: an empty output, named by the caller
+        return jnp.zeros((x.shape[0], *(max(o, 0) for o in out), x.shape[3]), x.dtype)
+    pads = tuple(_window_pads(x.shape[1:3], window, stride, padding, ceil_mode))
+    return _window_max(x, window, stride, pads, out)
+
+
+def _window_views(x, window, stride, pads, out) -> list[jax.Array]:
+    """The ``window``² strided views of the -inf-padded input, one per window position, each
+    of the output's shape (row-major window order)."""
+    n, _, _, c = x.shape
+    padded = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+    limit = tuple(stride * (o - 1) + 1 for o in out)
+    return [
+        lax.slice(padded, (0, i, j, 0), (n, i + limit[0], j + limit[1], c), (1, stride, stride, 1))
+        for i in range(window)
+        for j in range(window)
+    ]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _window_max(x, window, stride, pads, out):
+    """Max over overlapping windows as an elementwise max of shifted views; its backward is a
+    mask, not XLA's ``select_and_scatter`` (5x faster for ResNet's 3×3/2 pool on CPU)."""
+    return functools.reduce(jnp.maximum, _window_views(x, window, stride, pads, out))
+
+
+def _window_max_fwd(x, window, stride, pads, out):
+    y = _window_max(x, window, stride, pads, out)
+    return y, (x, y)
+
+
+def _window_max_bwd(window, stride, pads, out, residuals, g):
+    """Each window's gradient goes to its first maximum in row-major order, as PyTorch's."""
+    x, y = residuals
+    taken = jnp.zeros(y.shape, bool)
+    routed = []
+    for view in _window_views(x, window, stride, pads, out):
+        hit = (view == y) & ~taken
+        taken = taken | hit
+        routed.append(jnp.where(hit, g, 0))
+    _, scatter = jax.vjp(lambda z: _window_views(z, window, stride, pads, out), x)
+    return scatter(routed)
+
+
+_window_max.defvjp(_window_max_fwd, _window_max_bwd)
 
 
 def _window_pads(spatial, window, stride, padding, ceil_mode):
