@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from experiments import backbone_sets
 from experiments.backbone_sets import BackboneSet
@@ -52,6 +53,32 @@ class RunOptions:
     robustness_steps: int | None = None
     robustness_step_size: float | None = None
     progress: bool = True
+    shard: Shard | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Slice ``index`` (1-based) of ``count``: every ``count``-th cell of each experiment's plan,
+    starting at the ``index``-th. Slices are disjoint and together cover the plan, so machines
+    can share one run folder; finished cells of other slices are reused, missing ones skipped."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise UserError(f"shard {self.index}/{self.count}: need 1 <= K <= N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"``."""
+        index, sep, count = text.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise UserError(f"--shard wants K/N (e.g. 2/8), got {text!r}")
+        return cls(int(index), int(count))
+
+    def owns(self, position: int) -> bool:
+        return position % self.count == self.index - 1
 
 
 class RunContext:
@@ -112,11 +139,13 @@ def cell_id(*parts: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What one experiment run did: cells computed now, cells reused, wall seconds."""
+    """What one experiment run did: cells computed now, finished cells reused, cells left to
+    other shards, wall seconds."""
 
     experiment: str
     computed: int
     reused: int
+    skipped: int
     seconds: float
     metrics_path: Path
 
@@ -142,7 +171,8 @@ def run_experiments(
     started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
     context = RunContext(run_dir, backbone_set, options)
     outcomes = [run_experiment(context, experiment) for experiment in chosen]
-    write_json(run_dir / RUN_FILE, dataclasses.replace(started, finished_at=now()).to_json())
+    with run_lock(run_dir):
+        write_json(run_dir / RUN_FILE, dataclasses.replace(started, finished_at=now()).to_json())
     return outcomes
 
 
@@ -159,24 +189,31 @@ def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) ->
     import paramviz
 
     path = run_dir / RUN_FILE
-    previous = RunRecord.from_json(read_json(path)) if path.is_file() else None
-    if previous is not None:
-        for key, value in (("weights_set", weights_set), ("quick", quick)):
-            if getattr(previous, key) != value:
-                raise UserError(
-                    f"{run_dir} holds a run with {key}={getattr(previous, key)!r}, not {value!r}; "
-                    "use another output folder"
-                )
-    earlier = previous.experiments if previous else []
-    record = RunRecord(
-        paramviz_version=paramviz.__version__,
-        weights_set=weights_set,
-        quick=quick,
-        experiments=[name for name in experiments() if name in {*earlier, *names}],
-        started_at=previous.started_at if previous else now(),
-    )
-    write_json(path, record.to_json())
+    with run_lock(run_dir):  # shards of one run may start together
+        previous = RunRecord.from_json(read_json(path)) if path.is_file() else None
+        if previous is not None:
+            for key, value in (("weights_set", weights_set), ("quick", quick)):
+                if getattr(previous, key) != value:
+                    raise UserError(
+                        f"{run_dir} holds a run with {key}={getattr(previous, key)!r}, not "
+                        f"{value!r}; use another output folder"
+                    )
+        earlier = previous.experiments if previous else []
+        record = RunRecord(
+            paramviz_version=paramviz.__version__,
+            weights_set=weights_set,
+            quick=quick,
+            experiments=[name for name in experiments() if name in {*earlier, *names}],
+            started_at=previous.started_at if previous else now(),
+        )
+        write_json(path, record.to_json())
     return record
+
+
+def run_lock(run_dir: Path) -> FileLock:
+    """The lock that serialises changes to ``run.json`` between processes sharing a run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(run_dir / f".{RUN_FILE}.lock")
 
 
 def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
@@ -189,19 +226,22 @@ def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
     check_settings(folder / SETTINGS_FILE, settings)
     cells = experiment.plan(settings)
     check_unique_ids(experiment.name, cells)
-    records, computed = [], 0
+    records, computed, shard = [], 0, context.options.shard
     bar = tqdm(cells, desc=experiment.name, unit="cell", disable=not context.options.progress)
-    for cell in bar:
+    for position, cell in enumerate(bar):
         bar.set_postfix_str(cell.id[-60:])
         record = finished_record(folder, cell)
-        if record is None:
+        if record is None and (shard is None or shard.owns(position)):
             record = make_cell(context, experiment, settings, cell, folder)
             computed += 1
-        records.append(record)
+        if record is not None:
+            records.append(record)
         write_metrics(context, experiment, settings, records, complete=False)
-    path = write_metrics(context, experiment, settings, records, complete=True)
+    complete = len(records) == len(cells)
+    path = write_metrics(context, experiment, settings, records, complete=complete)
     elapsed = time.perf_counter() - clock
-    return Outcome(experiment.name, computed, len(cells) - computed, elapsed, path)
+    reused = len(records) - computed
+    return Outcome(experiment.name, computed, reused, len(cells) - len(records), elapsed, path)
 
 
 def check_settings(path: Path, settings: Settings) -> None:

@@ -10,6 +10,7 @@ has no URI, and the page shows it as missing.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -17,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.records import METRICS_FILE, RUN_FILE, SETTINGS_FILE, ExperimentRecord, RunRecord
+from experiments.records import (
+    CELLS_DIR,
+    METRICS_FILE,
+    RUN_FILE,
+    SETTINGS_FILE,
+    CellRecord,
+    ExperimentRecord,
+    RunRecord,
+)
 from paramviz.errors import UserError
 from paramviz.io import read_json
 
@@ -96,7 +105,24 @@ def load_experiment(run_folder: Path, name: str) -> Experiment | str:
         return f"unreadable {METRICS_FILE}: {err}"
     if not isinstance(data, Mapping):
         return f"{METRICS_FILE} is not a JSON object"
-    return Experiment(name, folder, ExperimentRecord.from_json(data), read_settings(folder))
+    record = ExperimentRecord.from_json(data)
+    if not record.complete:  # shards write their own cells: gather every finished one
+        record = dataclasses.replace(record, cells=finished_cells(folder, record.cells))
+    return Experiment(name, folder, record, read_settings(folder))
+
+
+def finished_cells(folder: Path, known: list[CellRecord]) -> list[CellRecord]:
+    """``known`` cells, then every other record in ``cells/`` (one whose picture exists)."""
+    seen = {cell.id for cell in known}
+    extra = []
+    for path in sorted((folder / CELLS_DIR).glob("*.json")):
+        if path.stem in seen or not path.with_suffix(".png").is_file():
+            continue
+        try:
+            extra.append(CellRecord.from_json(read_json(path)))
+        except UserError:
+            continue
+    return [*known, *extra]
 
 
 def read_settings(folder: Path) -> Any:

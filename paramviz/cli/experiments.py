@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="do not keep compiled programs in <cache>/jax-cache (they make reruns fast; "
         "every command keeps them)",
     )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="compute only slice K of N of every experiment's cells (disjoint, deterministic), "
+        "into a run folder the other slices share; a final run without --shard, or `report`, "
+        "gathers them",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(run=run_experiment_run)
 
@@ -73,7 +80,7 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 
 def run_experiment_run(args: argparse.Namespace) -> int:
-    from experiments.runner import RunOptions, prefer_fast_compilation, run_experiments
+    from experiments.runner import RunOptions, Shard, prefer_fast_compilation, run_experiments
 
     if args.quick:
         prefer_fast_compilation()  # before jax starts
@@ -83,6 +90,7 @@ def run_experiment_run(args: argparse.Namespace) -> int:
         robustness_steps=args.rf_steps,
         robustness_step_size=args.rf_step_size,
         progress=not args.no_progress,
+        shard=Shard.parse(args.shard) if args.shard else None,
     )
     outcomes = run_experiments(
         args.names,
@@ -94,7 +102,8 @@ def run_experiment_run(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         print(
             f"{outcome.experiment}: {outcome.computed} cells computed, {outcome.reused} reused, "
-            f"{outcome.seconds:.0f} s -> {outcome.metrics_path}"
+            f"{outcome.skipped} left to other shards, {outcome.seconds:.0f} s -> "
+            f"{outcome.metrics_path}"
         )
     return 0
 
