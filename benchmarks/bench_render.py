@@ -1,27 +1,36 @@
-"""Seconds per render step: paramviz (JAX) against the same work written the plain PyTorch way.
+"""Renders timed side by side: paramviz (JAX), the same work in plain PyTorch, and Lucent 0.1.8.
 
-    python benchmarks/bench_render.py [--quick] [--only NAME] [--steps N] [--warmup N]
+    python benchmarks/bench_render.py [--quick] [--only NAME] [--compare-rev REV] [--devices]
 
-Cases (float32, batch 1 unless said, random weights -- speed does not depend on their values):
+Cases (float32, random weights -- speed does not depend on their values):
 
 * ``style256`` / ``style512``: Gatys style transfer on VGG-19 with average pooling, style Grams
   at relu1_1..relu5_1 (mean L1) plus content relu4_2 (MSE), sigmoid pixel parameterisation started
-  from the content image, no transforms, Adam 0.05.
-* ``fvis``: feature visualisation of a ResNet-50 layer4 channel at 224 px with the standard prior:
-  Lucid's decorrelated Fourier parameterisation and Lucid's standard transforms.
-* ``fvis16``: the same with 16 images in one batch, each maximising its own layer4 channel.
+  from the content image, no transforms, Adam 0.05. (Lucent has no style transfer.)
+* ``fvis``: a ResNet-50 ``layer4`` channel at 224 px with Lucid's prior: decorrelated Fourier
+  parameterisation and the standard transforms, Adam 0.05.
+* ``fvis16``: the same with 16 images in one batch, image i maximising channel i.
+* ``layer3``: a ResNet-50 ``layer3`` channel, otherwise as ``fvis``: paramviz and the PyTorch
+  loop stop at ``layer3``; Lucent always runs the whole network.
 
-One step is parameterisation -> transforms -> network -> objective -> gradient -> Adam update.
-Both sides differentiate with respect to the image only (PyTorch weights ``requires_grad=False``)
-and run nothing past the deepest layer the objective reads.
+Per (case, framework) one fresh subprocess, which imports only its own framework, makes three
+renders of the case: the *first call* (per-step times; it pays imports already done, building
+the network, tracing and compiling), a *repeat call* of the same structure with another unit
+and another start (what a second look at a network costs), and, where cheap enough, a 512-step
+render. *startup* = call wall time - steps x median s/step. Peak memory is the process's RSS
+high-water mark. ``--compare-rev`` adds the JAX rows of another git revision (run from a
+temporary worktree) in the same run: the before/after of a change. ``--devices`` renders 16
+units on 1 and 2 (simulated, ``--xla_force_host_platform_device_count``) CPU devices.
 
-Every (case, framework) pair runs in its own subprocess, which imports only its own framework, so
-the peak RSS (``getrusage`` high-water mark) is that pair's alone and threads never compete.
+Lucent runs in the same environment as PyTorch: ``pip install -e '.[bench]'`` (torchvision 0.28,
+torch-lucent 0.1.8, kornia 0.4.1). torchvision's wheel is a CUDA build; :func:`cpu_torchvision`
+defines its two compiled ops so that it imports on the CPU build of torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,76 +40,118 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-FRAMEWORKS = ("jax", "torch")
-LEARNING_RATE = 0.05  # Lucid's Adam step, paramviz's default
+FRAMEWORKS = ("jax", "torch", "lucent")
+LEARNING_RATE = 0.05  # Lucid's Adam step, paramviz's and Lucent's default
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # Gatys et al. 2016
 CONTENT_LAYER = "relu4_2"
-FEATURE_LAYER = "layer4"
 VGG19_CONVS = (2, 2, 4, 4, 4)  # 3x3 convs per block
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESULT_PREFIX = "RESULT "
+LONG_STEPS = 512
+QUIET_LOAD = 0.5
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One benchmarked workload; ``batch`` images, image ``i`` maximises layer4 channel ``i``."""
+    """One benchmarked workload. ``steps``: the length of the first and repeat calls;
+    ``long``: whether a 512-step render is measured too (else estimated from the figures)."""
 
     name: str
     kind: Literal["style", "features"]
     size: int
+    steps: int
     batch: int = 1
+    layer: str = "layer4"
+    long: bool = False
 
     def title(self) -> str:
-        """What a reader of the table needs to know about the workload."""
         if self.kind == "style":
             return f"VGG-19 style transfer, {self.size} px"
         images = f"{self.batch} images" if self.batch > 1 else "1 image"
-        return f"ResNet-50 layer4 channel, {self.size} px, {images}"
+        return f"ResNet-50 {self.layer} channel, {self.size} px, {images}"
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        return ("jax", "torch") if self.kind == "style" else FRAMEWORKS
 
 
 def cases(quick: bool) -> dict[str, Case]:
-    """The benchmarked cases; ``quick`` shrinks them so that a smoke test takes seconds."""
+    """The benchmarked cases; ``quick`` shrinks them so that a smoke test takes a minute."""
     full = (
-        Case("style256", "style", 256),
-        Case("style512", "style", 512),
-        Case("fvis", "features", 224),
-        Case("fvis16", "features", 224, batch=16),
+        Case("style256", "style", 256, steps=64),
+        Case("style512", "style", 512, steps=16),
+        Case("fvis", "features", 224, steps=64, long=True),
+        Case("fvis16", "features", 224, steps=16, batch=16),
+        Case("layer3", "features", 224, steps=64, layer="layer3", long=True),
     )
-    quick_sizes = {"style256": 64, "style512": 96, "fvis": 64, "fvis16": 64}
     if quick:
-        full = tuple(dataclasses.replace(c, size=quick_sizes[c.name]) for c in full)
+        full = tuple(dataclasses.replace(c, size=64, steps=4, long=False) for c in full)
     return {c.name: c for c in full}
 
 
 # ------------------------------------------------------------------------------------------------
-# Timing and memory: shared by both frameworks
+# Timing and memory: shared by all frameworks
+
+
+class Laps:
+    """Wall-clock and process-CPU stamps at step boundaries.
+
+    CPU seconds per wall second show whether a step had both cores: about 2 for well-threaded
+    work on an idle 2-core machine, less when another process took a core (or a thread idled).
+    """
+
+    def __init__(self) -> None:
+        self.wall = [time.perf_counter()]
+        self.cpu = [time.process_time()]
+
+    def lap(self) -> None:
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+    def steps(self) -> tuple[list[float], list[float]]:
+        return list(np.diff(self.wall)), list(np.diff(self.cpu))
 
 
 @dataclasses.dataclass
-class Timing:
-    """Wall time of every step (the first ones include warm-up/compilation) and of the whole run."""
+class Calls:
+    """What a worker measured: per-step times of the first call and three call wall times."""
 
     step_s: list[float]
-    wall_s: float
+    cpu_s: list[float]
+    first_s: float
+    repeat_s: float
+    long_s: float | None
 
 
-def summarise(timing: Timing, warmup: int, import_mb: float) -> dict[str, Any]:
-    """Median over the steps after ``warmup``; startup = whatever the run spent beyond steps."""
-    timed = timing.step_s[warmup:]
+def summarise(calls: Calls, case: Case, import_mb: float, warmup: int = 2) -> dict[str, Any]:
+    """Median over the first call's steps after ``warmup``; startup = what a call spent beyond
+    its steps."""
+    timed = calls.step_s[warmup:]
     median = statistics.median(timed)
+    long_s = calls.long_s
     return {
         "median_s": median,
         "min_s": min(timed),
         "max_s": max(timed),
-        "startup_s": timing.wall_s - median * len(timing.step_s),
+        "cpu_per_wall": sum(calls.cpu_s[warmup:]) / sum(timed),
+        "first_call_s": calls.first_s,
+        "first_startup_s": calls.first_s - median * case.steps,
+        "repeat_call_s": calls.repeat_s,
+        "repeat_startup_s": calls.repeat_s - median * case.steps,
+        "wall_64_s": calls.first_s - median * case.steps + 64 * median,
+        "wall_512_s": long_s if long_s is not None else calls.first_s + (512 - case.steps) * median,
+        "wall_512_measured": long_s is not None,
         "peak_mb": peak_rss_mb(),
         "import_mb": import_mb,
     }
@@ -109,6 +160,12 @@ def summarise(timing: Timing, warmup: int, import_mb: float) -> dict[str, Any]:
 def peak_rss_mb() -> float:
     """This process's resident-set high-water mark (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def sample_images(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +192,7 @@ STANDARD_ANGLES = tuple(range(-10, 11)) + 5 * (0,)  # transforms.STANDARD_ANGLES
 
 
 # ------------------------------------------------------------------------------------------------
-# JAX: paramviz's public API, timed inside one render call
+# JAX: paramviz's public API
 
 
 class _StepClock:
@@ -146,7 +203,7 @@ class _StepClock:
     """
 
     def __init__(self) -> None:
-        self.stamps: list[float] = []
+        self.laps = Laps()
 
     def __enter__(self) -> _StepClock:
         return self
@@ -157,38 +214,38 @@ class _StepClock:
     def update(self, n: int) -> None:
         if n != 1:
             raise RuntimeError(f"render synced after {n} steps; the clock needs one per sync")
-        self.stamps.append(time.perf_counter())
+        self.laps.lap()
 
     def set_postfix(self, **_: object) -> None:
         return None
 
 
-def jax_timed_render(objective: Any, image_param: Any, backbone: Any, transforms: Any, steps: int):
-    """``paramviz.render.render`` of ``steps`` steps; the first step's time includes compilation."""
+def jax_calls(make: Callable[[int], tuple], case: Case) -> Calls:
+    """Three renders of ``make(unit) -> (objective, param, backbone, transforms)``: the first
+    timed step by step, the repeat and the long one as a user's render runs (progress off)."""
     from unittest import mock
 
     import paramviz.render as render_module
 
-    clock = _StepClock()
-    if not hasattr(render_module, "_progress_bar"):
-        raise RuntimeError("paramviz.render._progress_bar is gone: update the step clock hook")
-    with mock.patch.object(render_module, "_progress_bar", lambda total, enabled: clock):
-        start = time.perf_counter()
+    def go(unit: int, steps: int, **options: Any) -> None:
+        objective, image, net, transforms = make(unit)
         render_module.render(
-            objective,
-            image_param,
-            backbone,
-            transforms=transforms,
-            steps=steps,
-            learning_rate=LEARNING_RATE,
-            progress=False,
-            sync_every=1,
-        )
-        wall = time.perf_counter() - start
-    return Timing(list(np.diff([start, *clock.stamps])), wall)
+            objective, image, net, transforms=transforms, steps=steps,
+            learning_rate=LEARNING_RATE, progress=False, **options,
+        )  # fmt: skip
+
+    clock = _StepClock()
+    start = time.perf_counter()
+    with mock.patch.object(render_module, "_progress_bar", lambda total, enabled: clock):
+        go(0, case.steps, sync_every=1)
+    first = time.perf_counter() - start
+    steps, cpu = clock.laps.steps()
+    repeat = timed(lambda: go(1, case.steps))
+    long = timed(lambda: go(2, LONG_STEPS)) if case.long else None
+    return Calls(steps, cpu, first, repeat, long)
 
 
-def jax_style(case: Case, steps: int) -> Timing:
+def jax_style(case: Case) -> Calls:
     """Gatys style transfer as ``paramviz style`` sets it up (pixel param, targets, objective)."""
     import jax
 
@@ -198,12 +255,15 @@ def jax_style(case: Case, steps: int) -> Timing:
     net = backbones.init(
         "vgg19", jax.random.PRNGKey(0), (case.size, case.size), pooling="avg", last_layer="relu5_1"
     )
-    objective = objectives.style_transfer_objective(
-        objectives.content_targets(net, content, [CONTENT_LAYER]),
-        objectives.style_targets(net, style, STYLE_LAYERS),
-    )
-    image = param.pixel(case.size, init=content[None])
-    return jax_timed_render(objective, image, net, None, steps)
+
+    def make(unit: int) -> tuple:
+        objective = objectives.style_transfer_objective(
+            objectives.content_targets(net, np.roll(content, unit, axis=0), [CONTENT_LAYER]),
+            objectives.style_targets(net, np.roll(style, unit, axis=1), STYLE_LAYERS),
+        )
+        return objective, param.pixel(case.size, init=content[None]), net, None
+
+    return jax_calls(make, case)
 
 
 def check_torch_mirror(size: int) -> None:
@@ -218,7 +278,7 @@ def check_torch_mirror(size: int) -> None:
         raise AssertionError("transforms' standard preset changed: update the torch mirror")
 
 
-def jax_features(case: Case, steps: int) -> Timing:
+def jax_features(case: Case) -> Calls:
     """Channel visualisation as ``paramviz visualize`` sets it up: Fourier param, standard prior."""
     import jax
 
@@ -226,29 +286,39 @@ def jax_features(case: Case, steps: int) -> Timing:
 
     check_torch_mirror(case.size)
     net = backbones.init(
-        "resnet50", jax.random.PRNGKey(0), (case.size, case.size), last_layer=FEATURE_LAYER
+        "resnet50", jax.random.PRNGKey(0), (case.size, case.size), last_layer=case.layer
     )
-    objective = objectives.Objective.sum(
-        objectives.channel(FEATURE_LAYER, i, batch=i if case.batch > 1 else None)
-        for i in range(case.batch)
-    )
-    image = param.fourier(case.size, case.batch, key=jax.random.PRNGKey(1))
-    return jax_timed_render(objective, image, net, "standard", steps)
+
+    def make(unit: int) -> tuple:
+        objective = objectives.Objective.sum(
+            objectives.channel(case.layer, 12 + unit + i, batch=i if case.batch > 1 else None)
+            for i in range(case.batch)
+        )
+        image = param.fourier(case.size, case.batch, key=jax.random.PRNGKey(unit))
+        return objective, image, net, "standard"
+
+    return jax_calls(make, case)
 
 
 # ------------------------------------------------------------------------------------------------
 # PyTorch: the same work, eager, written as a PyTorch user would
 
 
-def torch_timed_loop(step: Callable[[], None], steps: int) -> Timing:
-    """Run ``step`` ``steps`` times (eager CPU torch is synchronous, so wall time is compute)."""
-    times = []
-    start = time.perf_counter()
-    for _ in range(steps):
-        began = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - began)
-    return Timing(times, time.perf_counter() - start)
+def torch_calls(make: Callable[[int], Callable[[], None]], case: Case) -> Calls:
+    """Three loops of the step ``make(unit)`` builds (eager CPU torch is synchronous)."""
+
+    def loop(unit: int, steps: int, laps: Laps | None = None) -> None:
+        step = make(unit)
+        for _ in range(steps):
+            step()
+            if laps is not None:
+                laps.lap()
+
+    laps = Laps()
+    first = timed(lambda: loop(0, case.steps, laps))
+    repeat = timed(lambda: loop(1, case.steps))
+    long = timed(lambda: loop(2, LONG_STEPS)) if case.long else None
+    return Calls(*laps.steps(), first, repeat, long)
 
 
 def torch_adam_step(params: list, loss_fn: Callable[[], Any]) -> Callable[[], None]:
@@ -315,7 +385,7 @@ def torch_gram(features: Any) -> Any:
     return flat @ flat.transpose(1, 2) / (h * w)
 
 
-def torch_style(case: Case, steps: int) -> Timing:
+def torch_style(case: Case) -> Calls:
     """Gatys style transfer (the PyTorch tutorial's shape): same layers, losses and param."""
     import torch
 
@@ -324,23 +394,29 @@ def torch_style(case: Case, steps: int) -> Timing:
     )
     trunk, taps = torch_vgg19_trunk(STYLE_LAYERS[-1], pooling="avg")
     trunk = torch_frozen(trunk)
-    with torch.no_grad():
-        style_targets = {k: torch_gram(v) for k, v in torch_taps(trunk, taps, style).items()}
-        content_target = torch_taps(trunk, taps, content)[CONTENT_LAYER].clone()
-    pixels = torch.logit(content.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
 
-    def loss() -> Any:
-        feats = torch_taps(trunk, taps, torch.sigmoid(pixels))
-        style_loss = sum(
-            (torch_gram(feats[layer]) - style_targets[layer]).abs().mean() for layer in STYLE_LAYERS
-        )
-        return style_loss + (feats[CONTENT_LAYER] - content_target).square().mean()
+    def make(unit: int) -> Callable[[], None]:
+        with torch.no_grad():
+            styled = torch.roll(style, unit, dims=3)
+            style_targets = {k: torch_gram(v) for k, v in torch_taps(trunk, taps, styled).items()}
+            content_target = torch_taps(trunk, taps, content)[CONTENT_LAYER].clone()
+        pixels = torch.logit(content.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
 
-    return torch_timed_loop(torch_adam_step([pixels], loss), steps)
+        def loss() -> Any:
+            feats = torch_taps(trunk, taps, torch.sigmoid(pixels))
+            style_loss = sum(
+                (torch_gram(feats[layer]) - style_targets[layer]).abs().mean()
+                for layer in STYLE_LAYERS
+            )
+            return style_loss + (feats[CONTENT_LAYER] - content_target).square().mean()
+
+        return torch_adam_step([pixels], loss)
+
+    return torch_calls(make, case)
 
 
-def torch_resnet50_trunk() -> Any:
-    """torchvision's ``resnet50()`` (v1.5, stride on the 3×3 conv) up to ``layer4``."""
+def torch_resnet50(last: str) -> Any:
+    """torchvision's ``resnet50()`` (v1.5, stride on the 3×3 conv) up to stage ``last``."""
     from torch import nn
 
     def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -367,12 +443,15 @@ def torch_resnet50_trunk() -> Any:
 
     layers: list[nn.Module] = [*conv_bn(3, 64, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
     cin = 64
-    for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+    stages = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+    for number, (planes, blocks, stride) in enumerate(stages, 1):
         stage = []
         for index in range(blocks):
             stage.append(Bottleneck(cin, planes, stride if index == 0 else 1))
             cin = planes * 4
         layers.append(nn.Sequential(*stage))
+        if last == f"layer{number}":
+            break
     return nn.Sequential(*layers)
 
 
@@ -415,65 +494,148 @@ def torch_standard_transforms(images: Any, rng: random.Random) -> Any:
     return jitter(x, 4)
 
 
-def torch_features(case: Case, steps: int) -> Timing:
-    """Channel visualisation the Lucent way: Fourier param, standard transforms, Adam."""
+def torch_features(case: Case) -> Calls:
+    """Channel visualisation the Lucent way, written out: Fourier param, standard transforms."""
     import torch
 
-    net = torch_frozen(torch_resnet50_trunk())
+    net = torch_frozen(torch_resnet50(case.layer))
     h = w = case.size
-    real, imag = (0.01 * torch.randn(2, case.batch, 3, h, w // 2 + 1)).unbind(0)
-    params = [real.requires_grad_(True), imag.requires_grad_(True)]
-    rng = random.Random(0)
     images = torch.arange(case.batch)
 
-    def loss() -> Any:
-        batch = torch_standard_transforms(torch_fourier_image(*params, h, w), rng)
-        acts = net(torch_normalise(batch))
-        return -acts[images, images].mean(dim=(1, 2)).sum()  # image i, channel i
+    def make(unit: int) -> Callable[[], None]:
+        torch.manual_seed(unit)
+        real, imag = (0.01 * torch.randn(2, case.batch, 3, h, w // 2 + 1)).unbind(0)
+        params = [real.requires_grad_(True), imag.requires_grad_(True)]
+        rng = random.Random(unit)
 
-    return torch_timed_loop(torch_adam_step(params, loss), steps)
+        def loss() -> Any:
+            batch = torch_standard_transforms(torch_fourier_image(*params, h, w), rng)
+            acts = net(torch_normalise(batch))
+            return -acts[images, 12 + unit + images].mean(dim=(1, 2)).sum()  # image i, channel i
+
+        return torch_adam_step(params, loss)
+
+    return torch_calls(make, case)
 
 
 # ------------------------------------------------------------------------------------------------
-# Worker (one case, one framework) and driver
+# Lucent 0.1.8: the real peer
 
 
-RUNNERS: dict[tuple[str, str], Callable[[Case, int], Timing]] = {
+def cpu_torchvision() -> None:
+    """torchvision 0.28's wheel is built for CUDA and registers fakes for two ops its compiled
+    library would define; defining them first lets it import on the CPU build of torch."""
+    import torch
+
+    library = torch.library.Library("torchvision", "DEF")
+    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    cpu_torchvision.library = library  # keep the definitions alive
+
+
+def lucent_features(case: Case) -> Calls:
+    """Lucent's ``render_vis`` on torchvision's ResNet-50: Fourier image, standard transforms,
+    Adam 0.05; per-step times from the optimizer's ``step``."""
+    cpu_torchvision()
+    import torch
+    import torchvision
+    from lucent.optvis import objectives, param, render
+
+    model = torch_frozen(torchvision.models.resnet50(weights=None))
+    laps: list[Laps] = []
+
+    class LappedAdam(torch.optim.Adam):
+        def step(self, closure: Callable[[], Any]) -> Any:
+            loss = super().step(closure)
+            if laps:
+                laps[-1].lap()
+            return loss
+
+    def go(unit: int, steps: int) -> None:
+        objective = sum(
+            objectives.channel(case.layer, 12 + unit + i, batch=i if case.batch > 1 else None)
+            for i in range(case.batch)
+        )
+        torch.manual_seed(unit)
+        render.render_vis(
+            model,
+            objective,
+            lambda: param.image(case.size, batch=case.batch),
+            optimizer=lambda params: LappedAdam(params, lr=LEARNING_RATE),
+            thresholds=(steps,),
+            progress=False,
+            show_image=False,
+        )
+
+    laps.append(Laps())
+    first = timed(lambda: go(0, case.steps))
+    steps, cpu = laps.pop().steps()
+    repeat = timed(lambda: go(1, case.steps))
+    long = timed(lambda: go(2, LONG_STEPS)) if case.long else None
+    return Calls(steps, cpu, first, repeat, long)
+
+
+# ------------------------------------------------------------------------------------------------
+# Workers (one case, one framework) and the driver
+
+
+RUNNERS: dict[tuple[str, str], Callable[[Case], Calls]] = {
     ("jax", "style"): jax_style,
     ("jax", "features"): jax_features,
     ("torch", "style"): torch_style,
     ("torch", "features"): torch_features,
+    ("lucent", "features"): lucent_features,
 }
 
 
 def import_framework(framework: str) -> dict[str, Any]:
-    """Import and configure the framework; returns what the table header reports about it."""
-    if framework == "torch":
+    """Import and configure the framework; returns what the table reports about it."""
+    if framework in ("torch", "lucent"):
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        return {"version": torch.__version__, "threads": torch.get_num_threads()}
+        return {"version": f"torch {torch.__version__}", "threads": torch.get_num_threads()}
     import jax
 
     jax.numpy.zeros(()).block_until_ready()  # start the runtime before the baseline is read
-    return {"version": jax.__version__, "threads": f"XLA default ({os.cpu_count()} cores)"}
+    return {"version": f"jax {jax.__version__}", "threads": f"XLA ({len(jax.devices())} dev.)"}
 
 
-def run_worker(framework: str, case: Case, steps: int, warmup: int) -> None:
+def run_worker(framework: str, case: Case) -> None:
     """Measure one pair in this (fresh) process and print one JSON line for the driver."""
     info = import_framework(framework)
     import_mb = peak_rss_mb()
-    timing = RUNNERS[framework, case.kind](case, warmup + steps)
-    result = summarise(timing, warmup, import_mb) | info
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    calls = RUNNERS[framework, case.kind](case)
+    print(RESULT_PREFIX + json.dumps(summarise(calls, case, import_mb) | info), flush=True)
 
 
-def run_pair(framework: str, case: Case, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Run one worker subprocess; None (its stderr already shown) when it fails."""
+@contextlib.contextmanager
+def worktree(revision: str | None) -> Iterator[Path]:
+    """The repository as it is, or a temporary checkout of ``revision`` (for before/after rows)."""
+    if revision is None:
+        yield REPO
+        return
+    with tempfile.TemporaryDirectory(prefix="paramviz-bench-") as folder:
+        path = Path(folder) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(path),
+                        revision], check=True)  # fmt: skip
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
+                           check=False)  # fmt: skip
+
+
+def run_pair(
+    framework: str, case: Case, args: argparse.Namespace, tree: Path = REPO, devices: int = 0
+) -> dict[str, Any] | None:
+    """One worker subprocess (its code from ``tree``); None, its stderr shown, when it fails."""
     command = [sys.executable, __file__, "--worker", framework, "--only", case.name]
-    command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     command += ["--quick"] if args.quick else []
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    env = {**os.environ, "PYTHONPATH": str(tree), "JAX_COMPILATION_CACHE_DIR": ""}
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode or not lines:
         print(f"{case.name}/{framework}: worker failed (exit {done.returncode})", file=sys.stderr)
@@ -481,84 +643,107 @@ def run_pair(framework: str, case: Case, args: argparse.Namespace) -> dict[str, 
     return json.loads(lines[-1].removeprefix(RESULT_PREFIX))
 
 
-def header(args: argparse.Namespace) -> str:
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def header() -> str:
     """Machine, load, dtype and the timing method: what the figures mean."""
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return "\n".join(
-        [
-            f"paramviz render benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"machine: {cpu}, {os.cpu_count()} cores, load average {load} (1/5/15 min)",
-            f"float32, batch 1 unless stated; {args.warmup} warm-up + {args.steps} timed steps, "
-            "median s/step (min-max)",
-            "jax: inside one paramviz.render.render(progress=False, sync_every=1) call per case; "
-            "startup = render wall - steps x median (trace + XLA compile + final evaluation)",
-            "torch: eager, set_num_threads(cores); startup = loop wall - steps x median",
-            "peak = process max RSS (fresh subprocess per row); import = RSS after importing "
-            "the framework",
-        ]
-    )
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    lines = [
+        f"paramviz render benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"machine: {cpu}, {os.cpu_count()} cores, load average {load_average()} (1/5/15 min)",
+        "float32; per (case, framework) one fresh process making three renders:",
+        "  s/step: median (min-max) over the first call's steps after 2 warm-up steps;",
+        "  cpu/wall: process CPU s per wall s over them (~2 on an undisturbed 2-core machine);",
+        "  first: wall s of the first call and its startup (call - steps x s/step: network,",
+        "    trace, compile); repeat: the same for a second call with another unit and start;",
+        "  64/512: wall s of a 64- and a 512-step first call (* = estimated from the figures);",
+        "  peak MB: the process's max RSS; ratio: s/step / the faster of torch and lucent",
+    ]
+    if os.getloadavg()[0] > QUIET_LOAD:
+        lines.append(
+            f"WARNING: load average above {QUIET_LOAD}: PyTorch's threads collapse under "
+            "contention, so these ratios flatter JAX; rerun on a quiet machine"
+        )
+    return "\n".join(lines)
+
+
+COLUMNS = (
+    f"{'case':<9} {'fw':<12} {'s/step':>8} {'(min-max)':>13} {'cpu/wall':>8} {'first':>7} "
+    f"{'startup':>8} {'repeat':>7} {'startup':>8} {'64':>7} {'512':>8} {'peak MB':>8}  ratio"
+)
 
 
 def table_rows(case: Case, results: dict[str, dict[str, Any] | None]) -> list[str]:
-    """The two rows of one case; the ratio (JAX s/step / PyTorch s/step) sits on the JAX row."""
+    """One row per framework; JAX rows carry their ratio to the faster peer."""
+    peers = [results[fw]["median_s"] for fw in ("torch", "lucent") if results.get(fw)]
     rows = []
-    ratio = "-"
-    if results.get("jax") and results.get("torch"):
-        ratio = f"{results['jax']['median_s'] / results['torch']['median_s']:.2f}"
-    for framework in FRAMEWORKS:
-        r = results.get(framework)
-        label = f"{case.name:<9} {framework:<6}"
+    for framework, r in results.items():
+        label = f"{case.name:<9} {framework:<12}"
         if r is None:
             rows.append(f"{label} FAILED")
             continue
-        spread = f"{r['min_s']:.3f}-{r['max_s']:.3f}"
+        ratio = f"{r['median_s'] / min(peers):.2f}" if peers and framework.startswith("jax") else ""
+        star = "" if r["wall_512_measured"] else "*"
         rows.append(
-            f"{label} {r['median_s']:>8.3f} {spread:>13} {r['startup_s']:>8.1f} "
-            f"{r['peak_mb']:>8.0f} {r['import_mb']:>7.0f}  {ratio if framework == 'jax' else ''}"
+            f"{label} {r['median_s']:>8.3f} {r['min_s']:>6.3f}-{r['max_s']:<6.3f} "
+            f"{r['cpu_per_wall']:>8.2f} {r['first_call_s']:>7.1f} {r['first_startup_s']:>8.2f} "
+            f"{r['repeat_call_s']:>7.1f} {r['repeat_startup_s']:>8.2f} {r['wall_64_s']:>7.1f} "
+            f"{r['wall_512_s']:>7.0f}{star:1} {r['peak_mb']:>8.0f}  {ratio}"
         )
     return rows
 
 
 def run_driver(args: argparse.Namespace) -> int:
-    """Every selected case with both frameworks, one subprocess at a time; prints the table."""
+    """Every selected case with every framework, one subprocess at a time; prints the table."""
     start = time.perf_counter()
     selected = [c for c in cases(args.quick).values() if args.only in (None, c.name)]
-    print(header(args))
-    print(f"{'case':<9} {'fw':<6} {'s/step':>8} {'(min-max)':>13} {'startup':>8} "
-          f"{'peak MB':>8} {'import':>7}  JAX/torch")  # fmt: skip
+    print(header())
+    print(COLUMNS, flush=True)
     failed = False
     versions: dict[str, Any] = {}
-    for case in selected:
-        print(f"# {case.name}: {case.title()}", flush=True)
-        results = {fw: run_pair(fw, case, args) for fw in FRAMEWORKS}
-        failed |= None in results.values()
-        versions.update({fw: r for fw, r in results.items() if r})
-        print("\n".join(table_rows(case, results)), flush=True)
-    for fw, r in versions.items():
-        print(f"{fw} {r['version']}, threads: {r['threads']}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"total {time.perf_counter() - start:.0f} s; load average at the end {load}")
+    with worktree(args.compare_rev) as before:
+        for case in selected:
+            print(f"# {case.name}: {case.title()}", flush=True)
+            results = {fw: run_pair(fw, case, args) for fw in case.frameworks}
+            if args.compare_rev:
+                results[f"jax@{args.compare_rev[:7]}"] = run_pair("jax", case, args, before)
+            failed |= None in results.values()
+            versions.update({r["version"]: r["threads"] for r in results.values() if r})
+            print("\n".join(table_rows(case, results)), flush=True)
+    if args.devices:
+        failed |= print_devices(args)
+    for version, threads in versions.items():
+        print(f"{version}, threads: {threads}")
+    print(f"total {time.perf_counter() - start:.0f} s; load average at the end {load_average()}")
     return 1 if failed else 0
+
+
+def print_devices(args: argparse.Namespace) -> bool:
+    """16 units on 1 and 2 simulated CPU devices: units x steps per second. True if it failed."""
+    case = cases(args.quick)["fvis16"]
+    print(f"# {case.name} on 1 and 2 (simulated) CPU devices: units x steps per second")
+    failed = False
+    for devices in (1, 2):
+        r = run_pair("jax", case, args, devices=devices)
+        failed |= r is None
+        if r is not None:
+            rate = case.batch / r["median_s"]
+            print(f"  {devices} device(s): {r['median_s']:.3f} s/step, {rate:.2f} unit-steps/s")
+    return failed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 steps: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="64 px, 4 steps: a smoke test")
     parser.add_argument("--only", choices=tuple(cases(False)), help="run one case")
-    parser.add_argument("--steps", type=int, help="timed steps per case (default 10, quick 3)")
-    parser.add_argument("--warmup", type=int, help="untimed first steps (default 2, quick 1)")
+    parser.add_argument("--compare-rev", metavar="REV", help="also time paramviz at git REV")
+    parser.add_argument("--devices", action="store_true", help="also 16 units on 1 and 2 devices")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.steps = args.steps or (3 if args.quick else 10)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    if args.steps < 1 or args.warmup < 1:
-        parser.error("--steps and --warmup must be at least 1 (the first step compiles)")
     if args.worker and not args.only:
         parser.error("--worker needs --only")
     return args
@@ -567,7 +752,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        run_worker(args.worker, cases(args.quick)[args.only], args.steps, args.warmup)
+        run_worker(args.worker, cases(args.quick)[args.only])
         return 0
     return run_driver(args)
 

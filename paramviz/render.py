@@ -46,6 +46,7 @@ Transform = Callable[[jax.Array, jax.Array], jax.Array]
 Callback = Callable[[int, np.ndarray, float], None]
 COMPLETED = "completed"
 CACHE_SIZE = 32  # compiled programs kept per process (one per structure)
+LOSS_RING = 64  # recent losses kept on the device; the host reads them at least this often
 
 
 @dataclasses.dataclass
@@ -232,8 +233,8 @@ def _tree_where(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
 def _validate_schedule(steps: int, thresholds: Sequence[int], sync_every: int) -> list[int]:
     if steps < 0:
         raise UserError(f"steps must be >= 0, got {steps}")
-    if sync_every < 1:
-        raise UserError(f"sync_every must be >= 1, got {sync_every}")
+    if not 1 <= sync_every <= LOSS_RING:
+        raise UserError(f"sync_every must lie in [1, {LOSS_RING}], got {sync_every}")
     bad = [t for t in thresholds if not 0 <= t <= steps]
     if bad:
         raise UserError(f"thresholds must lie in [0, steps={steps}], got {bad}")
@@ -435,7 +436,7 @@ def render(
         params=params,
         opt_state=_strong(opt.init(params)),
         good_params=params,
-        losses=jnp.zeros((sync_every,), jnp.float32),
+        losses=jnp.zeros((LOSS_RING,), jnp.float32),
         failed_at=jnp.asarray(-1, jnp.int32),
         step=jnp.asarray(0, jnp.int32),
     )
