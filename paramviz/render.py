@@ -37,6 +37,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from paramviz import progress as progress_bars
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import IMAGE, INPUT, MAIN, PSEUDO_LAYERS, Objective, as_objective
@@ -379,7 +380,7 @@ def render(
     relu_redirect_steps: int = 0,
     backbones: Mapping[str, Backbone] | None = None,
     callback: Callback | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     sync_every: int = 64,
 ) -> RenderResult:
     """Optimise ``param`` so that ``objective`` is maximised; ``steps`` optimiser updates.
@@ -556,7 +557,5 @@ def _unique_names(names: Sequence[str]) -> list[str]:
     return unique
 
 
-def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc="render", unit="step", leave=False)
+def _progress_bar(total: int, enabled: bool | None):
+    return progress_bars.bar(total=total, enabled=enabled, desc="render", unit="step")
