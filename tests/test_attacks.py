@@ -75,26 +75,25 @@ def linear_loss(weights: jnp.ndarray):
     return lambda x: jnp.sum(x * weights, axis=(1, 2, 3))
 
 
-def test_l2_step_is_the_unit_gradient_times_the_step_size():
-    """MadryLab's L2 step: gradient normalised to unit L2 norm per example, times step size."""
+def unit_l2(w: np.ndarray) -> np.ndarray:
+    return w / np.linalg.norm(w.reshape(len(w), -1), axis=1)[:, None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("norm", "eps", "step_size", "direction"),
+    [
+        ("l2", 10.0, 0.1, unit_l2),  # MadryLab's L2 step: the gradient at unit norm per example
+        ("linf", 1.0, 0.01, np.sign),  # the sign of the gradient
+    ],
+)
+def test_one_step_is_the_steepest_direction_times_the_step_size(norm, eps, step_size, direction):
     weights = jax.random.normal(jax.random.PRNGKey(0), (2, *SHAPE))
     x = jnp.full((2, *SHAPE), 0.5)
     x_adv = pgd(
-        linear_loss(weights), x, norm="l2", eps=10.0, steps=1, step_size=0.1,
+        linear_loss(weights), x, norm=norm, eps=eps, steps=1, step_size=step_size,
         key=jax.random.PRNGKey(0), random_start=False,
     )  # fmt: skip
-    expected = 0.1 * weights / np.linalg.norm(weights.reshape(2, -1), axis=1)[:, None, None, None]
-    np.testing.assert_allclose(x_adv - x, expected, atol=1e-6)
-
-
-def test_linf_step_is_the_gradient_sign_times_the_step_size():
-    weights = jax.random.normal(jax.random.PRNGKey(1), (2, *SHAPE))
-    x = jnp.full((2, *SHAPE), 0.5)
-    x_adv = pgd(
-        linear_loss(weights), x, norm="linf", eps=1.0, steps=1, step_size=0.01,
-        key=jax.random.PRNGKey(0), random_start=False,
-    )  # fmt: skip
-    np.testing.assert_allclose(x_adv - x, 0.01 * np.sign(weights), atol=1e-6)
+    np.testing.assert_allclose(x_adv - x, step_size * direction(np.asarray(weights)), atol=1e-6)
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("l2", 0.5), ("linf", 0.05)])

@@ -46,24 +46,9 @@ def test_texture_writes_picture_and_sidecar_and_cuts_the_style_loss(
 ):
     out = tmp_path / "tex.png"
     code, stdout, _ = _run(
-        capsys,
-        "texture",
-        "--style",
-        pictures["style"],
-        "--weights",
-        small_weights,
-        "--size",
-        32,
-        "--steps",
-        60,
-        "--lr",
-        0.1,
-        "--save-every",
-        20,
-        "--quiet",
-        "-o",
-        out,
-    )
+        capsys, "texture", "--style", pictures["style"], "--weights", small_weights,
+        "--size", 32, "--steps", 60, "--lr", 0.1, "--save-every", 20, "--quiet", "-o", out,
+    )  # fmt: skip
     assert code == 0 and str(out) in stdout
     record = json.loads(out.with_suffix(".json").read_text())
     losses = record["result"]["losses"]
@@ -81,27 +66,10 @@ def test_texture_writes_picture_and_sidecar_and_cuts_the_style_loss(
 def test_style_starts_from_the_content_image(small_weights, pictures, tmp_path, capsys):
     out = tmp_path / "style.png"
     code, _, _ = _run(
-        capsys,
-        "style",
-        "--content",
-        pictures["content"],
-        "--style",
-        pictures["style"],
-        "--weights",
-        small_weights,
-        "--size",
-        48,
-        "--steps",
-        1,
-        "--lr",
-        1e-6,
-        "--param",
-        "pixel",
-        "--no-decorrelate",
-        "--quiet",
-        "-o",
-        out,
-    )
+        capsys, "style", "--content", pictures["content"], "--style", pictures["style"],
+        "--weights", small_weights, "--size", 48, "--steps", 1, "--lr", 1e-6, "--param", "pixel",
+        "--no-decorrelate", "--quiet", "-o", out,
+    )  # fmt: skip
     assert code == 0
     result = np.asarray(Image.open(out), dtype=np.float32) / 255
     content = np.asarray(Image.open(pictures["content"]), dtype=np.float32) / 255
@@ -112,24 +80,10 @@ def test_style_starts_from_the_content_image(small_weights, pictures, tmp_path, 
 def test_visualize_channel_range_renders_one_labelled_batch(small_weights, tmp_path, capsys):
     out = tmp_path / "units.png"
     code, _, _ = _run(
-        capsys,
-        "visualize",
-        "--objective",
-        "relu2:0-2",
-        "--objective",
-        "neuron:relu3:5",
-        "--weights",
-        small_weights,
-        "--size",
-        32,
-        "--steps",
-        20,
-        "--transforms",
-        "mild",
-        "--quiet",
-        "-o",
-        out,
-    )
+        capsys, "visualize", "--objective", "relu2:0-2", "--objective", "neuron:relu3:5",
+        "--weights", small_weights, "--size", 32, "--steps", 20, "--transforms", "mild",
+        "--quiet", "-o", out,
+    )  # fmt: skip
     assert code == 0
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["labels"] == ["relu2:0", "relu2:1", "relu2:2", "neuron:relu3:5"]

@@ -233,18 +233,16 @@ def set_caffe_preprocess(conv: nn.Conv2d) -> None:
     conv.bias.copy_(-torch.tensor(CAFFE_MEAN_BGR))
 
 
+HEAD_TAPS = ("fc6", "relu6", "fc7", "relu7", "logits")
+
+
 def tap_modules(model: nn.Module, arch: str) -> dict[str, nn.Module]:
     """paramviz tap name → the PyTorch module whose output it is."""
-    if arch in ("vgg16", "vgg19", "vgg16_bn"):
-        named = _vgg_names(model.features)
-        named.update(avgpool=model.avgpool)
-        named.update(_indexed(model.classifier, fc6=0, relu6=1, fc7=3, relu7=4, logits=6))
-        return named
-    if arch == "alexnet":
-        named = _alexnet_names(model.features)
-        named.update(avgpool=model.avgpool)
-        named.update(_indexed(model.classifier, fc6=1, relu6=2, fc7=4, relu7=5, logits=6))
-        return named
+    if arch in ("vgg16", "vgg19", "vgg16_bn", "alexnet"):
+        vgg = arch != "alexnet"
+        head = dict(zip(HEAD_TAPS, (0, 1, 3, 4, 6) if vgg else (1, 2, 4, 5, 6), strict=True))
+        named = _conv_stack_names(model.features, blocks=vgg)
+        return {**named, "avgpool": model.avgpool, **_indexed(model.classifier, **head)}
     if arch in ("resnet18", "resnet50"):
         named = {name: getattr(model, name) for name in ("conv1", "bn1", "relu", "maxpool")}
         for number in range(1, 5):
@@ -254,7 +252,7 @@ def tap_modules(model: nn.Module, arch: str) -> dict[str, nn.Module]:
         named.update(avgpool=model.avgpool, logits=model.fc)
         return named
     if arch == "vgg19_normalised":
-        return {"preprocess": model[0], **_vgg_names(model[1:])}
+        return {"preprocess": model[0], **_conv_stack_names(model[1:], blocks=True)}
     if arch == "sequential":
         return _sequential_names(model)
     raise ValueError(arch)
@@ -264,33 +262,19 @@ def _indexed(sequential: nn.Sequential, **indices: int) -> dict[str, nn.Module]:
     return {name: sequential[index] for name, index in indices.items()}
 
 
-def _vgg_names(layers: nn.Sequential) -> dict[str, nn.Module]:
-    """conv{block}_{i}, bn{block}_{i}, relu{block}_{i}, pool{block}; padding modules skipped."""
+def _conv_stack_names(layers: nn.Sequential, blocks: bool) -> dict[str, nn.Module]:
+    """VGG (``blocks``): conv{block}_{i}, bn{block}_{i}, relu{block}_{i}, pool{block}, padding
+    modules skipped; AlexNet: conv{i}, relu{i}, pool{i} (numbered by the conv before them)."""
     named, block, conv = {}, 1, 0
     for layer in layers:
-        if isinstance(layer, nn.Conv2d):
-            conv += 1
-            named[f"conv{block}_{conv}"] = layer
-        elif isinstance(layer, nn.BatchNorm2d):
-            named[f"bn{block}_{conv}"] = layer
-        elif isinstance(layer, nn.ReLU):
-            named[f"relu{block}_{conv}"] = layer
+        conv += isinstance(layer, nn.Conv2d)
+        number = f"{block}_{conv}" if blocks else str(conv)
+        kind = {nn.Conv2d: "conv", nn.BatchNorm2d: "bn", nn.ReLU: "relu"}.get(type(layer))
+        if kind is not None:
+            named[f"{kind}{number}"] = layer
         elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            named[f"pool{block}"] = layer
-            block, conv = block + 1, 0
-    return named
-
-
-def _alexnet_names(layers: nn.Sequential) -> dict[str, nn.Module]:
-    named, conv = {}, 0
-    for layer in layers:
-        if isinstance(layer, nn.Conv2d):
-            conv += 1
-            named[f"conv{conv}"] = layer
-        elif isinstance(layer, nn.ReLU):
-            named[f"relu{conv}"] = layer
-        else:
-            named[f"pool{conv}"] = layer
+            named[f"pool{block if blocks else conv}"] = layer
+            block, conv = (block + 1, 0) if blocks else (block, conv)
     return named
 
 

@@ -7,33 +7,29 @@ registers it as ``toynet``; ``PARAMVIZ_PLUGINS=toy_architecture`` does so for th
 
 from __future__ import annotations
 
-from paramviz.backbones import Architecture, StylePreset, TapNetwork, register
-from paramviz.backbones.base import AdaptiveAvgPool, Conv, Dense, MaxPool, ReLU, Step, scaled
+from paramviz.backbones import Architecture, StylePreset, base, register
 
 
-class ToyNet(TapNetwork):
+class ToyNet(base.Classifier):
     """conv1 → relu1 → pool1 → conv2 → relu2 → avgpool → logits."""
 
     num_classes: int = 10
-    width: float = 1.0
+    variant: str = "toynet"
 
-    def arch_name(self) -> str:
-        return "toynet"
-
-    def all_steps(self) -> tuple[Step, ...]:
+    def all_steps(self) -> tuple[base.Step, ...]:
         return (
-            Conv(
-                name="conv1", features=scaled(16, self.width), kernel=3, padding=1, torch="body.0"
-            ),
-            ReLU(name="relu1"),
-            MaxPool(name="pool1", window=2, stride=2),
-            Conv(
-                name="conv2", features=scaled(32, self.width), kernel=3, padding=1, torch="body.3"
-            ),
-            ReLU(name="relu2"),
-            AdaptiveAvgPool(name="avgpool", size=(1, 1)),
-            Dense(name="logits", features=self.num_classes, torch="head"),
+            self.conv("conv1", 16, "body.0"),
+            base.ReLU(name="relu1"),
+            base.MaxPool(name="pool1", window=2, stride=2),
+            self.conv("conv2", 32, "body.3"),
+            base.ReLU(name="relu2"),
+            base.AdaptiveAvgPool(name="avgpool", size=(1, 1)),
+            base.Dense(name="logits", features=self.num_classes, torch="head"),
         )
+
+    def conv(self, name: str, channels: int, torch: str) -> base.Conv:
+        features = base.scaled(channels, self.width)
+        return base.Conv(name=name, features=features, kernel=3, padding=1, torch=torch)
 
 
 register(
@@ -54,7 +50,7 @@ def torch_twin(width: float = 1.0, num_classes: int = 10):
     class Twin(nn.Module):
         def __init__(self):
             super().__init__()
-            a, b = scaled(16, width), scaled(32, width)
+            a, b = base.scaled(16, width), base.scaled(32, width)
             self.body = nn.Sequential(
                 nn.Conv2d(3, a, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                 nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from paramviz.backbones.architecture import Architecture, StylePreset, register
 from paramviz.backbones.base import (
-    AdaptiveAvgPool,
+    Classifier,
     Conv,
-    Dense,
     MaxPool,
     ReLU,
     Step,
-    TapNetwork,
+    classifier_head,
     scaled,
 )
 
@@ -33,14 +32,10 @@ _CONVS = (
 )
 
 
-class AlexNet(TapNetwork):
+class AlexNet(Classifier):
     """torchvision ``alexnet`` (ImageNet input convention)."""
 
-    num_classes: int = 1000
-    width: float = 1.0
-
-    def arch_name(self) -> str:
-        return "alexnet"
+    variant: str = "alexnet"
 
     def all_steps(self) -> tuple[Step, ...]:
         steps: list[Step] = []
@@ -59,22 +54,11 @@ class AlexNet(TapNetwork):
             if pool_name:
                 steps.append(MaxPool(name=pool_name, window=3, stride=2))
         hidden = scaled(4096, self.width)
-        steps += [
-            AdaptiveAvgPool(name="avgpool", size=(6, 6)),
-            Dense(name="fc6", features=hidden, torch="classifier.1"),
-            ReLU(name="relu6"),
-            Dense(name="fc7", features=hidden, torch="classifier.4"),
-            ReLU(name="relu7"),
-            Dense(name="logits", features=self.num_classes, torch="classifier.6"),
-        ]
-        return tuple(steps)
+        torch_layers = ("classifier.1", "classifier.4", "classifier.6")
+        return (*steps, *classifier_head(6, hidden, self.num_classes, torch_layers))
 
 
-ENGSTROM_ALEXNET = StylePreset(
-    name="engstrom_alexnet",
-    style_layers=("relu1", "relu2", "relu3", "relu4"),
-    content_layers=("relu4",),
-)
+ENGSTROM_ALEXNET = StylePreset("engstrom_alexnet", ("relu1", "relu2", "relu3", "relu4"), ("relu4",))
 """Engstrom et al. (Distill 2019): AlexNet transfers style with ``conv_1 ... conv_4`` (their ReLU
 outputs); the content layer is not stated, the last of them is used."""
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct, traverse_util
+from flax.errors import FlaxError
 
 from paramviz.backbones import ops
 from paramviz.errors import UserError
@@ -55,9 +56,10 @@ class Backbone:
         size = f"{image_hw[0]}x{image_hw[1]}"
         try:
             shapes = jax.eval_shape(lambda x: self(x, layers), images)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, FlaxError) as err:  # e.g. a linear layer's input width
             raise UserError(
-                f"a {size} image is too small for layers {', '.join(layers)} of {self.arch}: {err}"
+                f"{self.arch} cannot compute {', '.join(layers)} on a {size} image: "
+                f"{str(err).splitlines()[0]}"
             ) from None
         if empty := [name for name, s in shapes.items() if 0 in s.shape]:
             raise UserError(
@@ -219,29 +221,29 @@ class ReLU(Step):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MaxPool(Step):
-    """``nn.MaxPool2d(window, stride, padding, ceil_mode)``."""
+class Pool(Step):
+    """A pooling step with PyTorch's ``(window, stride, padding, ceil_mode)``."""
 
     window: int
     stride: int
     padding: int = 0
     ceil_mode: bool = False
+    operation: ClassVar[Callable[..., jax.Array]]
 
     def __call__(self, x, redirect, shared):
-        return ops.max_pool(x, self.window, self.stride, self.padding, self.ceil_mode)
+        return self.operation(x, self.window, self.stride, self.padding, self.ceil_mode)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AvgPool(Step):
-    """``nn.AvgPool2d(window, stride, padding, ceil_mode)`` with the default count_include_pad."""
+class MaxPool(Pool):
+    """``nn.MaxPool2d``."""
 
-    window: int
-    stride: int
-    padding: int = 0
-    ceil_mode: bool = False
+    operation = staticmethod(ops.max_pool)
 
-    def __call__(self, x, redirect, shared):
-        return ops.avg_pool(x, self.window, self.stride, self.padding, self.ceil_mode)
+
+class AvgPool(Pool):
+    """``nn.AvgPool2d`` with the default ``count_include_pad``."""
+
+    operation = staticmethod(ops.avg_pool)
 
 
 def scaled(channels: int, width: float) -> int:
@@ -392,6 +394,34 @@ class TapNetwork(nn.Module):
             shape[axis] = None
             shapes[key] = tuple(shape)
         return shapes
+
+
+class Classifier(TapNetwork):
+    """An image classifier with torchvision's two options, its classes and a channel width;
+    ``variant`` is the architecture's name (fixed by its registered builder)."""
+
+    num_classes: int = 1000
+    width: float = 1.0
+    variant: str = ""
+
+    def arch_name(self) -> str:
+        return self.variant
+
+
+def classifier_head(
+    pool: int, hidden: int, num_classes: int, torch_layers: tuple[str, str, str]
+) -> list[Step]:
+    """torchvision's VGG/AlexNet head: adaptive average pool to ``pool``², then
+    ``fc6, relu6, fc7, relu7, logits`` with the PyTorch names ``torch_layers``."""
+    fc6, fc7, logits = torch_layers
+    return [
+        AdaptiveAvgPool(name="avgpool", size=(pool, pool)),
+        Dense(name="fc6", features=hidden, torch=fc6),
+        ReLU(name="relu6"),
+        Dense(name="fc7", features=hidden, torch=fc7),
+        ReLU(name="relu7"),
+        Dense(name="logits", features=num_classes, torch=logits),
+    ]
 
 
 def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,15 +26,14 @@ from paramviz.backbones.base import (
     AdaptiveAvgPool,
     Alias,
     BatchNorm,
+    Classifier,
     Conv,
     Dense,
     MaxPool,
     ReLU,
     Step,
-    TapNetwork,
     scaled,
 )
-from paramviz.errors import UserError
 
 # variant: (bottleneck blocks?, blocks per stage)
 RESNET_VARIANTS = {"resnet18": (False, (2, 2, 2, 2)), "resnet50": (True, (3, 4, 6, 3))}
@@ -137,19 +136,12 @@ def downsample_layers(out: int, stride: int) -> tuple[Step, ...]:
     return (conv, BatchNorm(name="1", torch="1"))
 
 
-class ResNet(TapNetwork):
+class ResNet(Classifier):
     """torchvision ``resnet18`` / ``resnet50`` (ImageNet input convention)."""
 
     variant: str = "resnet50"
-    num_classes: int = 1000
-    width: float = 1.0
-
-    def arch_name(self) -> str:
-        return self.variant
 
     def all_steps(self) -> tuple[Step, ...]:
-        if self.variant not in RESNET_VARIANTS:
-            raise UserError(f"unknown ResNet variant {self.variant!r}; known: {RESNET_VARIANTS}")
         bottleneck, blocks_per_stage = RESNET_VARIANTS[self.variant]
         expansion = 4 if bottleneck else 1
         channels = scaled(64, self.width)
@@ -194,9 +186,7 @@ class ResNet(TapNetwork):
 
 
 NAKANO_RESNET50 = StylePreset(
-    name="nakano_resnet50",
-    style_layers=("layer1", "layer2", "layer3", "layer4"),
-    content_layers=("layer3",),
+    "nakano_resnet50", ("layer1", "layer2", "layer3", "layer4"), ("layer3",)
 )
 """Nakano 2019 (Distill) on (robust) ResNet-50: style after each residual stage, content layer3."""
 

@@ -24,17 +24,16 @@ from functools import partial
 
 from paramviz.backbones.architecture import Architecture, StylePreset, register
 from paramviz.backbones.base import (
-    AdaptiveAvgPool,
     BatchNorm,
+    Classifier,
     Conv,
-    Dense,
     ReLU,
     Step,
     TapNetwork,
+    classifier_head,
     pool,
     scaled,
 )
-from paramviz.errors import UserError
 
 CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
@@ -87,20 +86,13 @@ def vgg_trunk(
     return steps
 
 
-class VGG(TapNetwork):
+class VGG(Classifier):
     """torchvision ``vgg16`` / ``vgg19`` / ``vgg16_bn`` / ``vgg19_bn`` (ImageNet input)."""
 
     variant: str = "vgg19"
     pooling: str = "max"
-    num_classes: int = 1000
-    width: float = 1.0
-
-    def arch_name(self) -> str:
-        return self.variant
 
     def all_steps(self) -> tuple[Step, ...]:
-        if self.variant not in VGG_VARIANTS:
-            raise UserError(f"unknown VGG variant {self.variant!r}; known: {VGG_VARIANTS}")
         depth = self.variant.removesuffix("_bn")
         hidden = scaled(4096, self.width)
         trunk = vgg_trunk(
@@ -109,15 +101,8 @@ class VGG(TapNetwork):
             batch_norm=self.variant.endswith("_bn"),
             pooling=self.pooling,
         )
-        head = [
-            AdaptiveAvgPool(name="avgpool", size=(7, 7)),
-            Dense(name="fc6", features=hidden, torch="classifier.0"),
-            ReLU(name="relu6"),
-            Dense(name="fc7", features=hidden, torch="classifier.3"),
-            ReLU(name="relu7"),
-            Dense(name="logits", features=self.num_classes, torch="classifier.6"),
-        ]
-        return (*trunk, *head)
+        torch_layers = ("classifier.0", "classifier.3", "classifier.6")
+        return (*trunk, *classifier_head(7, hidden, self.num_classes, torch_layers))
 
 
 class NormalisedVGG19(TapNetwork):

@@ -33,14 +33,7 @@ def L1(
     layer: str = INPUT, constant: float = 0.0, batch: int | None = None, *, network: str = MAIN
 ) -> Objective:
     """``sum |x - constant|`` (Lucid ``L1``): a sparsity/brightness penalty, subtract it."""
-    return on_layer(
-        describe("L1", layer, constant=constant or None, batch=batch, network=network),
-        layer,
-        _l1_value,
-        batch=batch,
-        network=network,
-        data=np.float32(constant),
-    )
+    return _distance_penalty("L1", _l1_value, layer, constant, batch, network, np.float32(constant))
 
 
 def _l1_value(t: jax.Array, constant: jax.Array) -> jax.Array:
@@ -56,14 +49,14 @@ def L2(
     network: str = MAIN,
 ) -> Objective:
     """``sqrt(epsilon + sum (x - constant)^2)`` (Lucid ``L2``); epsilon keeps gradients finite."""
-    return on_layer(
-        describe("L2", layer, constant=constant or None, batch=batch, network=network),
-        layer,
-        _l2_value,
-        batch=batch,
-        network=network,
-        data=(np.float32(constant), np.float32(epsilon)),
-    )
+    data = (np.float32(constant), np.float32(epsilon))
+    return _distance_penalty("L2", _l2_value, layer, constant, batch, network, data)
+
+
+def _distance_penalty(kind, reduce, layer, constant, batch, network, data) -> Objective:
+    """L1 and L2 of ``layer`` from ``constant`` (named as Lucid names them)."""
+    name = describe(kind, layer, constant=constant or None, batch=batch, network=network)
+    return on_layer(name, layer, reduce, batch=batch, network=network, data=data)
 
 
 def _l2_value(t: jax.Array, data: tuple[jax.Array, jax.Array]) -> jax.Array:
