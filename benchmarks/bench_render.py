@@ -708,7 +708,8 @@ def run_driver(args: argparse.Namespace) -> int:
     with worktree(args.compare_rev) as before:
         for case in selected:
             print(f"# {case.name}: {case.title()}", flush=True)
-            results = {fw: run_pair(fw, case, args) for fw in case.frameworks}
+            chosen = [fw for fw in case.frameworks if fw in args.frameworks]
+            results = {fw: run_pair(fw, case, args) for fw in chosen}
             if args.compare_rev:
                 results[f"jax@{args.compare_rev[:7]}"] = run_pair("jax", case, args, before)
             failed |= None in results.values()
@@ -742,8 +743,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", choices=tuple(cases(False)), help="run one case")
     parser.add_argument("--compare-rev", metavar="REV", help="also time paramviz at git REV")
     parser.add_argument("--devices", action="store_true", help="also 16 units on 1 and 2 devices")
+    parser.add_argument(
+        "--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset to run"
+    )
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.frameworks = tuple(fw.strip() for fw in args.frameworks.split(","))
+    if unknown := set(args.frameworks) - set(FRAMEWORKS):
+        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
     if args.worker and not args.only:
         parser.error("--worker needs --only")
     return args
