@@ -1,4 +1,5 @@
-"""Shared fixtures: the real weights beside the checkout, an artefact folder, an isolated cache."""
+"""Shared fixtures: the real weights beside the checkout, an artefact folder, an isolated cache,
+and torchvision importable on CPU-only torch."""
 
 from __future__ import annotations
 
@@ -33,3 +34,30 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("paramviz_home")
     monkeypatch.setenv("PARAMVIZ_HOME", str(home))
     return home
+
+
+_TORCHVISION_OPS: list = []  # the op library must live as long as the session
+
+
+@pytest.fixture(scope="session")
+def torchvision_on_cpu():
+    """``torchvision`` imported beside CPU torch; skipped when it is not installed.
+
+    The torchvision 0.28 wheel is a CUDA build whose import registers fake kernels for its
+    ``nms`` and ``qnms`` operators and fails unless the operators exist: define their schemas
+    first (nothing here calls them).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed (pip install -e '.[test]')")
+    import torch
+
+    if not _TORCHVISION_OPS:
+        library = torch.library.Library("torchvision", "DEF")
+        library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _TORCHVISION_OPS.append(library)
+    import torchvision
+
+    return torchvision

@@ -13,6 +13,7 @@ from transforms._core import (
     pad,
     random_rotate,
     random_scale,
+    resize_to,
     translate,
 )
 from transforms._presets import (
@@ -41,6 +42,7 @@ __all__ = [
     "preset",
     "random_rotate",
     "random_scale",
+    "resize_to",
     "standard",
     "translate",
 ]

@@ -146,6 +146,24 @@ def random_rotate(
     return _independent(rotated) if independent else rotated
 
 
+def resize_to(height: int, width: int) -> Transform:
+    """Resize the batch bilinearly (antialiased when shrinking) to ``height`` x ``width``.
+
+    Appended after the random transforms, it keeps a network that only runs at one input size
+    (a linear layer on a flattened feature map) fed at that size, whatever the image's size and
+    whatever padding the transforms add.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"resize_to needs a positive size, got {height}x{width}")
+
+    def resized(key: jax.Array, images: jax.Array) -> jax.Array:
+        del key
+        n, _, _, c = images.shape
+        return jax.image.resize(images, (n, height, width, c), method="linear")
+
+    return resized
+
+
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order, each with its own key split from the one given."""
 

@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,14 +33,16 @@ from typing import Any
 import numpy as np
 
 from paramviz.errors import UserError
-from paramviz.io import file_sha256
+from paramviz.io import check_finite, file_sha256
 from weights.registry import SOURCE_FORMATS, VGG_NORMALISED, InputConvention
 
 FORMATS = ("auto", *SOURCE_FORMATS)
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO_OPCODE = b"\x80"
 _SEQUENTIAL_KEY = re.compile(r"^\d+\.")
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# How torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL x.y",
+# torch 2.13's "unsupported GLOBAL x.y whose module x is blocked", "... but got <class 'x.y'>".
+_REFUSED_OBJECT = re.compile(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
 _MAX_NAMED = 8
 
 StateDict = dict[str, Any]
@@ -83,13 +86,25 @@ def load_torch_file(path: Path, trust_pickle: bool = False) -> Any:
     try:
         if trust_pickle:
             return _load_trusted(torch, path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if not trust_pickle and (found := _UNSUPPORTED_GLOBAL.search(str(err))):
-            raise _needs_trust(path, found.group(1)) from None
+        if not trust_pickle and (found := _REFUSED_OBJECT.search(str(err))):
+            raise _needs_trust(path, found.group(1) or found.group(2)) from None
         raise _corrupt(path, err) from None
     except (EOFError, struct.error, RuntimeError, ValueError, KeyError, TypeError) as err:
+        if not trust_pickle and "legacy .tar format" in str(err):
+            raise UserError(
+                f"{path} is in PyTorch's legacy tar format, which can only be read by unpickling "
+                "it, and that would execute code from the file. If you trust where it came from, "
+                "pass --trust-pickle (API: trust_pickle=True)."
+            ) from None
         raise _corrupt(path, err) from None
+
+
+class CorruptCheckpoint(UserError):
+    """The file is not a readable PyTorch checkpoint (empty, truncated, a web page, ...)."""
 
 
 def check_torch_file_header(path: Path) -> None:
@@ -101,10 +116,12 @@ def check_torch_file_header(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(512)
     if not head:
-        raise UserError(f"{path} is empty (0 bytes): an interrupted download? Get it again.")
+        raise CorruptCheckpoint(
+            f"{path} is empty (0 bytes): an interrupted download? Get it again."
+        )
     if head.startswith(ZIP_MAGIC):
         if not zipfile.is_zipfile(path):
-            raise UserError(
+            raise CorruptCheckpoint(
                 f"{path} is truncated: a zip-format PyTorch file without its central directory "
                 f"({path.stat().st_size} bytes). An interrupted download? Get it again."
             )
@@ -112,10 +129,22 @@ def check_torch_file_header(path: Path) -> None:
     if head.startswith(PICKLE_PROTO_OPCODE) or head[257:262] == b"ustar":  # legacy formats
         return
     if head.startswith(b"version https://git-lfs"):
-        raise UserError(f"{path} is a Git LFS pointer, not the checkpoint itself")
+        raise CorruptCheckpoint(f"{path} is a Git LFS pointer, not the checkpoint itself")
     if head.lstrip()[:1] == b"<":
-        raise UserError(f"{path} is an HTML/XML page, not a checkpoint (a failed download?)")
-    raise UserError(f"{path} is not a PyTorch checkpoint (neither a zip nor a pickle file)")
+        raise CorruptCheckpoint(
+            f"{path} is an HTML/XML page, not a checkpoint (a failed download?)"
+        )
+    if _is_safetensors(head):
+        raise UserError(
+            f"{path} is already a converted .safetensors file: use it directly with --weights"
+        )
+    raise CorruptCheckpoint(f"{path} is not a PyTorch checkpoint (neither a zip nor a pickle file)")
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    length = int.from_bytes(head[:8], "little")
+    return len(head) > 8 and head[8:9] == b"{" and 2 <= length <= 100_000_000
 
 
 def _load_trusted(torch, path: Path) -> Any:
@@ -150,11 +179,21 @@ def _missing_code(path: Path, err: Exception) -> UserError:
 
 
 def _corrupt(path: Path, err: Exception) -> UserError:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return UserError(
+    reason = _reason(str(err)) or type(err).__name__
+    return CorruptCheckpoint(
         f"cannot read {path}: {reason}. The file is truncated or corrupt, or not a PyTorch "
         "checkpoint."
     )
+
+
+def _reason(text: str) -> str:
+    """The line of a torch error that says what went wrong (the weights-only unpickler puts it
+    after a paragraph of general advice)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        specific = [line for line in lines[1:] if not line.startswith(("Please file", "Check the"))]
+        lines = specific or lines
+    return lines[0].removeprefix("WeightsUnpickler error:").strip() if lines else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,14 +333,3 @@ def _as_float32(tensor: Any) -> np.ndarray:
     if hasattr(tensor, "detach"):  # a torch tensor; torch itself is not imported here
         tensor = tensor.detach().float().cpu().numpy()
     return np.asarray(tensor, dtype=np.float32)
-
-
-def check_finite(state_dict: Mapping[str, np.ndarray], path: Path) -> None:
-    """NaN or Inf weights would silently poison every render: name them instead."""
-    bad = [k for k, v in state_dict.items() if not np.isfinite(v).all()]
-    if bad:
-        more = f" and {len(bad) - _MAX_NAMED} more" if len(bad) > _MAX_NAMED else ""
-        raise UserError(
-            f"{path} has NaN or Inf values in {', '.join(bad[:_MAX_NAMED])}{more}: the checkpoint "
-            "is corrupt (or its training diverged)"
-        )

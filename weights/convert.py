@@ -14,7 +14,7 @@ from typing import Any
 
 from paramviz.errors import UserError
 from weights import registry
-from weights.checkpoint import Checkpoint, read_checkpoint
+from weights.checkpoint import Checkpoint, CorruptCheckpoint, read_checkpoint
 from weights.registry import IMAGENET, ROBUST_IMAGENET, VGG_NORMALISED, InputConvention
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ def convert(
     inferred for partial networks.
     """
     from paramviz.backbones import save
+    from paramviz.io import check_output
     from weights import mapping
 
+    out = check_output(out, ".safetensors", inputs=[src])
     ckpt = read_checkpoint(src, fmt=fmt, trust_pickle=trust_pickle)
     arch = arch or _detected_arch(ckpt)
     convention = choose_convention(ckpt, input_convention)
@@ -68,14 +70,23 @@ def convert(
     return save(out, backbone)
 
 
-def convert_registered(name: str, *, trust_pickle: bool = False, progress: bool = True) -> Path:
+def convert_registered(
+    name: str, *, trust_pickle: bool = False, progress: bool | None = None
+) -> Path:
     """Fetch a registry entry (if needed) and convert it to ``converted/NAME.safetensors``."""
     from weights.download import fetch
 
     entry = registry.get(name)
     src = fetch(entry, progress=progress)
     out = registry.converted_path(name)
-    convert(src, out, arch=entry.arch, fmt=entry.source_format, trust_pickle=trust_pickle)
+    try:
+        convert(src, out, arch=entry.arch, fmt=entry.source_format, trust_pickle=trust_pickle)
+    except CorruptCheckpoint as err:
+        src.unlink(missing_ok=True)  # never trust a cached download that does not load
+        raise UserError(
+            f"{err}\nThe cached download {src} was deleted; run `paramviz weights fetch {name}` "
+            "again."
+        ) from None
     return out
 
 

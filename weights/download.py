@@ -2,7 +2,10 @@
 
 The bytes go to ``<file>.part`` beside the final path (a stable name, unlike
 :func:`paramviz.io.atomic_path`, so an interrupted download can resume with an HTTP ``Range``
-request); only a complete file whose checksum agrees is renamed onto the final path.
+request); only a complete file whose checksum agrees is renamed onto the final path. Entries
+without a published checksum are checked by content instead: a web page (``Content-Type``), an
+empty or truncated file or one that is not a PyTorch checkpoint at all is deleted, before the
+rename and again when found in the cache.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from paramviz import paths
+from paramviz import progress as progress_bars
 from paramviz.errors import UserError
 from paramviz.io import file_sha256, sha256_of
 from weights import registry
+from weights.checkpoint import CorruptCheckpoint, check_torch_file_header
 from weights.registry import WeightsEntry
 
 log = logging.getLogger(__name__)
@@ -33,17 +38,17 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-(\d+))?/(\d+|\*)")
 def fetch(
     name_or_entry: str | WeightsEntry,
     dest_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Download a checkpoint into ``dest_dir`` (default: the downloads cache) and return its path.
 
     A file already at the final path is reused (after checking its hash when one is known).
+    ``progress``: a bar (``None``: on a terminal only, see :mod:`paramviz.progress`).
     """
     entry = registry.get(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
     dest = Path(dest_dir) if dest_dir is not None else paths.downloads_dir()
     final = dest / entry.filename
-    if final.is_file():
-        _check_cached(entry, final)
+    if final.is_file() and _check_cached(entry, final):
         return final
     dest.mkdir(parents=True, exist_ok=True)
     part = part_path(final)
@@ -58,9 +63,17 @@ def part_path(final: Path) -> Path:
     return final.with_name(final.name + ".part")
 
 
-def _check_cached(entry: WeightsEntry, final: Path) -> None:
+def _check_cached(entry: WeightsEntry, final: Path) -> bool:
+    """Whether the file at ``final`` can be used; an unverifiable one that is not a checkpoint
+    is deleted (and downloaded again)."""
     if entry.sha256 is None:
-        return
+        try:
+            check_torch_file_header(final)
+        except CorruptCheckpoint as err:
+            final.unlink(missing_ok=True)
+            log.warning("deleted the cached %s and downloading it again: %s", final.name, err)
+            return False
+        return True
     digest = file_sha256(final)
     if not entry.matches_sha256(digest):
         raise UserError(
@@ -68,9 +81,10 @@ def _check_cached(entry: WeightsEntry, final: Path) -> None:
             f"{entry.sha256}..., got {digest}). Delete it and run `paramviz weights fetch "
             f"{entry.name}` again."
         )
+    return True
 
 
-def _download_to_part(entry: WeightsEntry, part: Path, final: Path, progress: bool) -> str:
+def _download_to_part(entry: WeightsEntry, part: Path, final: Path, progress: bool | None) -> str:
     """Fill ``part`` with the whole file, resuming what is there; returns the file's sha256."""
     offset = part.stat().st_size if part.is_file() else 0
     try:
@@ -83,6 +97,7 @@ def _download_to_part(entry: WeightsEntry, part: Path, final: Path, progress: bo
     except (URLError, OSError, http.client.HTTPException) as err:
         raise _network_error(entry, final, getattr(err, "reason", err)) from None
     with response:
+        _check_content_type(entry, response, part)
         start = _resume_start(response, offset)
         if start is not None:
             return _write_body(response, part, entry, start, bool(offset), progress)
@@ -94,7 +109,7 @@ def _download_to_part(entry: WeightsEntry, part: Path, final: Path, progress: bo
 
 
 def _write_body(
-    response, part: Path, entry: WeightsEntry, start: int, resuming: bool, progress: bool
+    response, part: Path, entry: WeightsEntry, start: int, resuming: bool, progress: bool | None
 ) -> str:
     """Append the body at ``start`` (0 truncates the part file); returns the file's sha256."""
     if resuming and start == 0:
@@ -135,17 +150,17 @@ def _total_size(response, start: int) -> int | None:
     return start + int(length) if length and length.isdigit() else None
 
 
-def _stream(response, out, hasher, entry: WeightsEntry, start: int, total, progress: bool) -> None:
-    from tqdm import tqdm
-
-    with tqdm(
+def _stream(
+    response, out, hasher, entry: WeightsEntry, start: int, total, progress: bool | None
+) -> None:
+    with progress_bars.bar(
         total=total,
         initial=start,
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
         desc=entry.filename,
-        disable=not progress,
+        enabled=progress,
     ) as bar:
         try:
             while chunk := response.read(CHUNK_BYTES):
@@ -165,8 +180,27 @@ def _finish_unsatisfiable_range(entry, part, final, progress, err, offset: int) 
     return _download_to_part(entry, part, final, progress)
 
 
+def _check_content_type(entry: WeightsEntry, response, part: Path) -> None:
+    """A web page (a login or error page served with status 200) is never the checkpoint."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind.startswith("text/") or kind in ("application/json", "application/xhtml+xml"):
+        part.unlink(missing_ok=True)
+        raise UserError(
+            f"{entry.url} answered with a {kind} page, not the checkpoint of {entry.name}; "
+            "nothing was kept. Is the address still right? Try it in a browser."
+        )
+
+
 def _verify_or_discard(entry: WeightsEntry, part: Path, digest: str) -> None:
     if entry.sha256 is None:
+        try:
+            check_torch_file_header(part)  # empty, truncated zip, HTML, not a checkpoint at all
+        except CorruptCheckpoint as err:
+            part.unlink(missing_ok=True)
+            raise UserError(
+                f"the download of {entry.name} is not a complete checkpoint ({err}); it was "
+                f"deleted. Run `paramviz weights fetch {entry.name}` again."
+            ) from None
         log.warning(
             "%s has no published checksum: the download is NOT verified (its sha256 is %s)",
             entry.name,

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from paramviz.backbones.base import Backbone, TapNetwork
+from paramviz.backbones.input_size import spatial_layers
 from paramviz.errors import UserError
 
 
@@ -91,6 +93,8 @@ class Architecture:
                     f"option {key}={value!r} of {self.name} should be "
                     f"{_kind(defaults[key])}, like its default {defaults[key]!r}"
                 )
+            _check_numbers(self.name, key, value)
+        check_input_convention(self.name, options.get("mean"), options.get("std"))
 
     def layer_names(self, **options: Any) -> tuple[str, ...]:
         """Every tap name, in forward order."""
@@ -108,6 +112,27 @@ def _fits(value: Any, default: Any) -> bool:
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, type(default))
+
+
+def _check_numbers(arch: str, key: str, value: Any) -> None:
+    """Numbers in options (widths, class counts, sizes) are finite and positive; ``mean`` may
+    be zero or negative."""
+    for number in value if isinstance(value, tuple) else (value,):
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            continue
+        if not math.isfinite(number) or (key != "mean" and number <= 0):
+            wanted = "finite" if key == "mean" else "finite and above 0"
+            raise UserError(f"option {key}={value!r} of {arch} should be {wanted}")
+
+
+def check_input_convention(arch: str, mean: Any, std: Any) -> None:
+    """An input convention is one mean and one std per RGB channel (:func:`_check_numbers`
+    keeps every std above 0)."""
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None and len(value) != 3:
+            raise UserError(
+                f"the input {key} of {arch} should be three numbers (R, G, B), got {list(value)}"
+            )
 
 
 def _kind(default: Any) -> str:
@@ -149,15 +174,16 @@ def detection_order() -> tuple[Architecture, ...]:
 def style_preset(backbone: Backbone) -> tuple[list[str], list[str]]:
     """``(style layers, content layers)`` of a backbone: its architecture's preset, restricted to
     the layers a partial network has (content falls back to the last style layer); networks
-    without a preset use their ReLU layers, the last of them for content."""
+    without a preset use their ReLU layers before any flatten (those run at every size), the
+    last of them for content."""
     available = set(backbone.layer_names)
     preset = _REGISTRY[backbone.arch].style if backbone.arch in _REGISTRY else None
     if preset is None:
-        relus = [name for name in backbone.layer_names if "relu" in name]
+        relus = [name for name in spatial_layers(backbone.module) if "relu" in name]
         if not relus:
             raise UserError(
-                f"{backbone.arch} has no style preset and no ReLU layers: pass --style-layers "
-                f"and --content-layers (layers: {', '.join(backbone.layer_names)})"
+                f"{backbone.arch} has no style preset and no ReLU layers before a flatten: pass "
+                f"--style-layers and --content-layers (layers: {', '.join(backbone.layer_names)})"
             )
         return relus, relus[-1:]
     style = [layer for layer in preset.style_layers if layer in available]

@@ -69,6 +69,7 @@ def parse_spec(spec: str) -> tuple[Step, ...]:
 def _parse_item(item, torch, numbered, linears, spec) -> Step:
     if conv := _CONV.fullmatch(item):
         out, kernel, stride, padding = conv.groups()
+        _check_sizes(item, spec, out, kernel, stride)
         return Conv(
             name=numbered("conv"),
             features=int(out),
@@ -79,6 +80,7 @@ def _parse_item(item, torch, numbered, linears, spec) -> Step:
         )
     if pool := _POOL.fullmatch(item):
         kind, window, stride, padding = pool.groups()
+        _check_sizes(item, spec, window, stride)
         cls = MaxPool if kind == "max" else AvgPool
         window = int(window)
         return cls(
@@ -88,6 +90,7 @@ def _parse_item(item, torch, numbered, linears, spec) -> Step:
             padding=int(padding or 0),
         )
     if linear := _LINEAR.fullmatch(item):
+        _check_sizes(item, spec, linear.group(1))
         name = numbered("fc")
         if name == f"fc{linears}":
             name = "logits"
@@ -100,6 +103,15 @@ def _parse_item(item, torch, numbered, linears, spec) -> Step:
         name = numbered("flatten")
         return Flatten(name="flatten" if name == "flatten1" else name)
     raise UserError(f"cannot read item {item!r} of sequential spec {spec!r}; {SPEC_HELP}")
+
+
+def _check_sizes(item: str, spec: str, *sizes: str | None) -> None:
+    """Channels, kernels, strides and widths are at least 1 (``None``: not given)."""
+    if any(size is not None and int(size) == 0 for size in sizes):
+        raise UserError(
+            f"item {item!r} of sequential spec {spec!r} has a size of 0; channels, kernels, "
+            "strides and widths are at least 1"
+        )
 
 
 class Sequential(TapNetwork):
@@ -115,7 +127,15 @@ class Sequential(TapNetwork):
         return parse_spec(self.spec)
 
     def probe_size(self) -> tuple[int, int]:
-        return tuple(self.input_size) if self.input_size else super().probe_size()
+        if self.input_size is None:
+            return super().probe_size()
+        size = tuple(self.input_size) if isinstance(self.input_size, list | tuple) else ()
+        if len(size) != 2 or not all(type(side) is int and side > 0 for side in size):
+            raise UserError(
+                f"input_size should be two whole numbers above 0 (height, width), got "
+                f"{self.input_size!r}"
+            )
+        return size
 
     def free_dimensions(self) -> dict[str, int]:
         """Without ``input_size``, the input width of the first linear layer is not known."""

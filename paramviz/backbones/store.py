@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,26 @@ import numpy as np
 from paramviz.backbones.architecture import get
 from paramviz.backbones.base import Backbone, flatten, make_backbone, shape_fits, unflatten
 from paramviz.errors import UserError
-from paramviz.io import atomic_path
+from paramviz.io import atomic_path, check_finite, weights_sha256
 
 FORMAT_VERSION = "1"
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # zip-format and legacy (pickle) PyTorch files
 _REQUIRED = ("paramviz_format", "arch", "arch_options", "input_convention")
 _DEFAULTS = {"source_format": "", "source_sha256": "", "source": ""}
+FILE_KEYS = ("weights_file", "weights_sha256")
+"""Metadata :func:`load` adds about the file it read (not stored: a saved copy is another file)."""
 
 
 def save(path: str | os.PathLike, backbone: Backbone, **metadata: Any) -> Path:
     """Write ``backbone`` atomically; ``metadata`` (e.g. ``source``) overrides what it carries."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     module = backbone.module
+    carried = {key: value for key, value in backbone.metadata.items() if key not in FILE_KEYS}
     info = {
         **_DEFAULTS,
-        **dict(backbone.metadata),
+        **carried,
         **{key: str(value) for key, value in metadata.items()},
         "paramviz_format": FORMAT_VERSION,
         "arch": module.arch_name(),
@@ -46,12 +52,22 @@ def save(path: str | os.PathLike, backbone: Backbone, **metadata: Any) -> Path:
     }
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=info)
+        try:
+            save_file(tensors, str(tmp), metadata=info)
+        except SafetensorError as err:  # its I/O errors (a full disk) are not OSErrors
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise OSError(str(err)) from None
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from None
     return path
 
 
 def load(path: str | os.PathLike) -> Backbone:
-    """Read a converted file; ``UserError`` if it is missing, corrupt or describes another net."""
+    """Read a converted file; ``UserError`` if it is missing, corrupt or describes another net.
+
+    The backbone's metadata also says which file it came from and that file's sha256
+    (:data:`FILE_KEYS`), so every picture's sidecar names the exact weights used.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
@@ -65,9 +81,14 @@ def load(path: str | os.PathLike) -> Backbone:
             f"{FORMAT_VERSION!r} (convert the checkpoint again)"
         )
     options = {**_json(info, "arch_options", path), **_convention(info, path)}
-    module = get(info["arch"]).create(**options)
+    try:
+        module = get(info["arch"]).create(**options)
+    except UserError as err:
+        raise UserError(f"{path} describes a network that cannot be built: {err}") from None
     _check_tensors(module, tensors, path)
-    return make_backbone(module, unflatten(tensors), **info)
+    check_finite(tensors, path)
+    file = {"weights_file": str(path.resolve()), "weights_sha256": weights_sha256(path)}
+    return make_backbone(module, unflatten(tensors), **info, **file)
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
@@ -90,7 +111,22 @@ def open_safetensors(path: str | os.PathLike) -> Iterator[Any]:
         with safe_open(str(path), framework="numpy") as handle:
             yield handle
     except Exception as err:  # safetensors raises its own, OSError or ValueError
-        raise UserError(f"cannot read {path}: not a valid .safetensors file ({err})") from None
+        raise UserError(f"cannot read {path}: {_not_safetensors(Path(path), err)}") from None
+
+
+def _not_safetensors(path: Path, err: Exception) -> str:
+    """Why ``path`` is not a converted file, naming a PyTorch checkpoint for what it is."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        head = b""
+    if head.startswith(TORCH_MAGIC):
+        return (
+            "it is a PyTorch checkpoint, not a converted .safetensors file; convert it with "
+            f"`paramviz weights convert {path} -o OUT.safetensors`"
+        )
+    return f"not a valid .safetensors file ({err})"
 
 
 def _json(info: dict[str, str], key: str, path: Path) -> dict[str, Any]:

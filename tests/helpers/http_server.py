@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import random
 import re
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PAYLOAD = random.Random(0).randbytes(300_000)  # large enough to cut a download in the middle
+
+def zip_payload(size: int = 300_000) -> bytes:
+    """A complete zip file (the container of PyTorch's format) of random bytes, large enough to
+    cut a download in the middle; downloads without a checksum are checked to be one."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data/0", random.Random(0).randbytes(size))
+    return buffer.getvalue()
+
+
+PAYLOAD = zip_payload()
 
 
 @dataclasses.dataclass
@@ -21,6 +33,8 @@ class FileServer:
     payload: bytes = PAYLOAD
     honour_range: bool = True
     cut_after: int | None = None  # close the connection after this many body bytes, once
+    content_type: str | None = None  # sent as Content-Type when set
+    send_length: bool = True  # False: no Content-Length (the body ends when the connection does)
     ranges: list = dataclasses.field(default_factory=list)
     bytes_sent: list = dataclasses.field(default_factory=list)
 
@@ -47,7 +61,10 @@ def _handler(state: FileServer):
             else:
                 self.send_response(200)
             body = state.payload[start:]
-            self.send_header("Content-Length", str(len(body)))
+            if state.send_length:
+                self.send_header("Content-Length", str(len(body)))
+            if state.content_type:
+                self.send_header("Content-Type", state.content_type)
             self.end_headers()
             if state.cut_after is not None:
                 body, state.cut_after = body[: state.cut_after], None
