@@ -6,13 +6,16 @@
 * ``small``: the matched standard/robust pairs of :data:`experiments.train.DEFAULT_PAIRS` trained on
   textures (ResNet-18 and VGG-16 at narrow width; trained on first use, then read from the cache)
   plus the real normalised VGG-19 trunk (to ``relu3_1``) when its file lies beside the checkout.
-* ``quick`` (either set's smoke version for tests): seeded random-initialised stand-ins with the
+* ``testbed``: the wider pair of :data:`experiments.train.TESTBED_PAIRS` (ResNet-18 at width 1/4,
+  trained on textures and photographs at the 128 px rendering scale; trained on first use) plus
+  the real VGG-19 trunk: the set the ``headline`` protocol is meant for.
+* ``quick`` (any set's smoke version for tests): seeded random-initialised stand-ins with the
   same names and architectures, so nothing is trained; every record says ``stand_in: true``.
 
-The *judge* is the network that scores style and content distances; it should be one the
-optimisation did not use. It is the real VGG-19 trunk where available, else the registry VGG-19
-(``imagenet``) or a seeded random VGG-19 trunk (``small``): random filters' Gram matrices still
-describe texture (Ustyuzhaninov et al. 2017), so the distances stay meaningful if less sharp.
+The set's *judge* is the network judge :mod:`experiments.judges` calls the trunk: the real VGG-19
+trunk where available, else the registry VGG-19 (``imagenet``) or a seeded random VGG-19 trunk:
+random filters' Gram matrices still describe texture (Ustyuzhaninov et al. 2017). No judge scores
+pictures of its own network (:mod:`experiments.judges`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from paramviz.errors import UserError
 from paramviz.io import file_sha256
 from weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
 
-WEIGHTS_SETS = ("imagenet", "small")
+WEIGHTS_SETS = ("imagenet", "small", "testbed")
 
 IMAGENET_INPUT_SIZE = 224
 IMAGENET_ROBUST_EPS = 3.0  # L2, [0, 1] pixels at 224 px: the robust ResNet-50's training ball
@@ -42,6 +45,9 @@ IMAGENET_MEMBERS: tuple[tuple[str, str, str], ...] = (
 )
 
 SMALL_PAIRS: tuple[str, ...] = ("textures-resnet18", "textures-vgg16")
+TESTBED_PAIRS: tuple[str, ...] = ("testbed-resnet18",)
+TESTBED_SIZE = 128
+"""The test bed renders, judges and measures R(f) at 128 px (the protocol's smallest size)."""
 QUICK_PAIRS: tuple[str, ...] = ("textures-resnet18",)
 """The quick set keeps one pair: every code path (ResNet, VGG trunk, pair, judge) at a third of
 the compile time of two pairs."""
@@ -107,12 +113,14 @@ class BackboneSet:
         return tuple(member.name for member in self.members)
 
 
-def resolve(name: str, quick: bool = False, progress: bool = True) -> BackboneSet:
+def resolve(name: str, quick: bool = False, progress: bool | None = None) -> BackboneSet:
     """The backbone set called ``name`` (see the module docstring)."""
     if name == "imagenet":
         return imagenet_set(quick)
     if name == "small":
         return small_set(quick, progress)
+    if name == "testbed":
+        return testbed_set(quick, progress)
     raise UserError(f"unknown weights set {name!r}; choose one of {', '.join(WEIGHTS_SETS)}")
 
 
@@ -165,49 +173,72 @@ def pair_names(pairs: tuple[str, ...]) -> list[str]:
     return [f"{pair}-{training}" for pair in pairs for training in TRAININGS]
 
 
-def small_set(quick: bool = False, progress: bool = True) -> BackboneSet:
+def small_set(quick: bool = False, progress: bool | None = None) -> BackboneSet:
     """Trained texture pairs (or quick stand-ins) plus the real VGG-19 trunk when present."""
     from experiments.train import DEFAULT_PAIRS
 
     pairs = QUICK_PAIRS if quick else SMALL_PAIRS
+    robust = DEFAULT_PAIRS[f"{pairs[0]}-robust"]
+    return _paired_set("small", pairs, quick, progress, robust.eps, robust.image_size)
+
+
+def testbed_set(quick: bool = False, progress: bool | None = None) -> BackboneSet:
+    """The test bed's wider pair trained on textures and photographs (issue 12), plus the real
+    VGG-19 trunk. R(f) is measured at the rendering size, in the ball the robust twins were
+    trained in scaled to it (L2 radius grows with the square root of the pixel count)."""
+    from experiments.train import TESTBED_PAIRS as CONFIGS
+
+    robust = CONFIGS[f"{TESTBED_PAIRS[0]}-robust"]
+    eps = robust.eps * TESTBED_SIZE / robust.image_size
+    return _paired_set("testbed", TESTBED_PAIRS, quick, progress, eps, TESTBED_SIZE)
+
+
+def _paired_set(
+    name: str,
+    pairs: tuple[str, ...],
+    quick: bool,
+    progress: bool,
+    robust_eps: float,
+    robustness_size: int,
+) -> BackboneSet:
+    """Trained pairs (or quick stand-ins) plus the real VGG-19 trunk when present."""
     names = pair_names(pairs)
     members = list(stand_ins(names) if quick else trained_members(names, progress))
     notes = []
     if quick:
         notes.append(
-            "quick run: the texture pairs are seeded random-initialised stand-ins with the real "
-            "names and architectures (nothing is trained); their numbers test the code, not claims"
+            "quick run: the pairs are seeded random-initialised stand-ins with the real names and "
+            "architectures (nothing is trained); their numbers test the code, not claims"
         )
     trunk = real_vgg_trunk()
     if trunk is not None:
         members.append(_file_member(TRUNK_NAME, TRUNK_NAME, "standard", trunk, 224))
         judge = members[-1]
         notes.append(
-            "judge: the real VGG-19 trunk, which is also a compared network: its own cells are "
-            "not judged independently"
+            "judges (experiments/judges.py): Portilla-Simoncelli statistics, the real VGG-19 "
+            "trunk and a standard network of each family; none judges its own pictures"
         )
     else:
         judge = random_vgg_judge()
         notes.append(
-            f"the real VGG-19 trunk ({trunk_source()}) is absent: continuing without it; judge: a "
-            f"random-initialised VGG-19 trunk (seed {JUDGE_SEED})"
+            f"the real VGG-19 trunk ({trunk_source()}) is absent: continuing without it; network "
+            f"judge in its place: a random-initialised VGG-19 trunk (seed {JUDGE_SEED})"
         )
-    robust = DEFAULT_PAIRS[f"{pairs[0]}-robust"]
     return BackboneSet(
-        "small",
+        name,
         quick,
         tuple(members),
         judge,
         ("relu1_1", "relu2_1", "relu3_1"),
-        robust.eps,
-        robust.image_size,
+        robust_eps,
+        robustness_size,
         tuple(notes),
     )
 
 
-def trained_members(names: list[str], progress: bool = True) -> list[Member]:
+def trained_members(names: list[str], progress: bool | None = None) -> list[Member]:
     """The trained pairs, trained now on first use (``train_pairs`` reuses finished files)."""
-    from experiments.train import DEFAULT_PAIRS, train_pairs
+    from experiments.train import PAIRS, train_pairs
 
     reports = train_pairs(names, progress=progress)
     return [
@@ -216,7 +247,7 @@ def trained_members(names: list[str], progress: bool = True) -> list[Member]:
             name.rsplit("-", 1)[0],
             name.rsplit("-", 1)[1],
             report.path,
-            DEFAULT_PAIRS[name].image_size,
+            PAIRS[name].image_size,
         )
         for name, report in zip(names, reports, strict=True)
     ]
@@ -227,11 +258,11 @@ def stand_ins(names: list[str]) -> list[Member]:
 
     The robust twin gets another seed, so the two are different networks of the same shape.
     """
-    from experiments.train import DEFAULT_PAIRS
+    from experiments.train import PAIRS
 
     members = []
     for name in names:
-        config = DEFAULT_PAIRS[name]
+        config = PAIRS[name]
         family, training = name.rsplit("-", 1)
         members.append(
             Member(

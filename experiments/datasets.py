@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,16 @@ MIN_TEXTURE_STD = 0.01
 # elements at a scale comparable to the GIMP patterns, instead of one brick or a black sky.
 MAX_SOURCE_SIDE = 256
 ALPHA_BACKGROUND = 0.5
+
+# Pictures with objects and scenes for the test bed (``sources=("photos", ...)``): every raster
+# wallpaper of these Debian packages, and scikit-image's colour photographs.
+WALLPAPER_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
+WALLPAPER_PACKAGES = "mate-backgrounds gnome-backgrounds plasma-workspace-wallpapers"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+SKIMAGE_PHOTOS = ("rocket", "retina")  # the others are the experiments' content pictures
+PHOTO_SIDE = 128
+HELD_OUT = ("skimage/gravel", "skimage/hubble_deep_field", "skimage/immunohistochemistry")
+"""Style pictures of the experiments: a network trained on them would have seen its test."""
 
 FASHION_MNIST_ENV = "PARAMVIZ_FASHION_MNIST_DIR"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -213,6 +224,75 @@ def load_skimage_sources() -> tuple[TextureSource, ...]:
     )
 
 
+def wallpaper_files(roots: Sequence[Path] = WALLPAPER_DIRS) -> list[Path]:
+    """One raster file per wallpaper under ``roots``: the light variant, the largest size.
+
+    KDE keeps each wallpaper in ``NAME/contents/images/WxH.ext`` (several sizes, a dark variant
+    beside), GNOME names variants ``NAME-l``/``NAME-d``, MATE repeats a picture as
+    ``NAME_WxH``; each of these counts once.
+    """
+    chosen: dict[str, Path] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.suffix.lower() not in PHOTO_SUFFIXES or path.stem == "screenshot":
+                continue
+            if "images_dark" in path.parts or path.stem.endswith("-d"):
+                continue
+            key = wallpaper_name(path)
+            if key not in chosen or path.stat().st_size > chosen[key].stat().st_size:
+                chosen[key] = path
+    return [chosen[key] for key in sorted(chosen)]
+
+
+def wallpaper_name(path: Path) -> str:
+    """The wallpaper a file shows: KDE's folder name, else the stem without a variant suffix."""
+    if "contents" in path.parts:
+        return path.parts[path.parts.index("contents") - 1]
+    return re.sub(r"(_\d+x\d+|-l)$", "", path.stem)
+
+
+def at_short_side(pixels: np.ndarray, side: int) -> np.ndarray:
+    """uint8 RGB resized (Lanczos) so that its shorter side is ``side`` pixels."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(pixels, np.uint8)).convert("RGB")
+    scale = side / min(image.size)
+    size = (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+@functools.lru_cache(maxsize=1)
+def load_photo_sources(side: int = PHOTO_SIDE) -> tuple[TextureSource, ...]:
+    """Photographs and pictures with objects: Debian's wallpapers and scikit-image's photos.
+
+    Each is one class, resized so its shorter side is ``side`` px (the test bed's rendering
+    size), so a network trained on crops of them sees objects at the scale it will render them.
+    """
+    import skimage.data
+    from PIL import Image
+
+    files = wallpaper_files(WALLPAPER_DIRS)
+    if not files:
+        raise UserError(
+            f"no wallpapers under {', '.join(map(str, WALLPAPER_DIRS))}: install the Debian "
+            f"packages {WALLPAPER_PACKAGES} (apt-get install {WALLPAPER_PACKAGES})"
+        )
+    pictures = [
+        (f"photo/{wallpaper_name(path)}", np.asarray(Image.open(path).convert("RGB")))
+        for path in files
+    ]
+    pictures += [(f"skimage/{name}", getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
+    return tuple(
+        TextureSource(name, _read_only(to_rgb(at_short_side(pixels, side))), False)
+        for name, pixels in pictures
+    )
+
+
+def _read_only(image: np.ndarray) -> np.ndarray:
+    image.setflags(write=False)
+    return image
+
+
 def texture_sources(
     sources: Sequence[str] = ("gimp", "skimage"),
     pattern_dirs: Sequence[str | Path] | None = None,
@@ -221,6 +301,7 @@ def texture_sources(
     loaders = {
         "gimp": lambda: load_gimp_sources(gimp_pattern_dirs(pattern_dirs)),
         "skimage": load_skimage_sources,
+        "photos": load_photo_sources,
     }
     if unknown := sorted(set(sources) - set(loaders)):
         raise UserError(f"unknown texture sources {unknown}: expected some of {sorted(loaders)}")
@@ -320,6 +401,14 @@ def texture_dataset(
     ]
     labels = np.repeat(np.arange(len(selected), dtype=np.int32), n_per_class)
     return Dataset(np.concatenate(images), labels, tuple(src.name for src in selected))
+
+
+def scene_dataset(**options: Any) -> Dataset:
+    """:func:`texture_dataset` on textures and photographs (the test bed's data), leaving out
+    the style experiments' own pictures (:data:`HELD_OUT`)."""
+    sources = ("gimp", "skimage", "photos")
+    kept = [src.name for src in texture_sources(sources) if src.name not in HELD_OUT]
+    return texture_dataset(sources=sources, classes=kept, **options)
 
 
 def skimage_texture_dataset(**options: Any) -> Dataset:

@@ -270,11 +270,15 @@ def _period_energy(whitened: np.ndarray, period: int, radius: int) -> float:
     return float(peaks / backgrounds)
 
 
-def _checkerboard(image: np.ndarray, periods: Sequence[int], radius: int) -> Checkerboard:
-    whitened = _whitened(_spectrum(image))
+def _checkerboard_of(power: np.ndarray, periods: Sequence[int], radius: int) -> Checkerboard:
+    whitened = _whitened(power)
     per_period = {p: _period_energy(whitened, p, radius) for p in periods}
     finite = [v for v in per_period.values() if np.isfinite(v)]
     return Checkerboard(per_period, max(finite) if finite else math.nan)
+
+
+def _checkerboard(image: np.ndarray, periods: Sequence[int], radius: int) -> Checkerboard:
+    return _checkerboard_of(_spectrum(image), periods, radius)
 
 
 def checkerboard_energy(
@@ -302,6 +306,192 @@ def checkerboard_energy(
 
 
 # ---------------------------------------------------------------------------------------------
+# colour and local artefacts
+
+OPPONENT_CHANNELS: tuple[str, ...] = ("luminance", "red-green", "blue-yellow")
+"""What :func:`opponent_channels` returns: Rec. 709 luma, ``R - G`` and ``B - (R + G) / 2``."""
+
+QUANTISATION_POWER = (1.0 / 255.0) ** 2 / 12.0
+"""Power of 8-bit rounding noise (white, variance ``q^2 / 12``): the floor every saved picture
+has, added to each channel's spectrum so that a flat channel (the chroma of a grey picture) reads
+as noise, not as 0/0, and patterns fainter than one grey level are not reported."""
+
+LOCAL_TILE = 32
+"""Side (px) of the tiles of :func:`local_checkerboard_energy`; they overlap by half."""
+
+
+def opponent_channels(image: Any) -> np.ndarray:
+    """``(3, H, W)`` float64: luminance and the two colour-opponent channels of an RGB image.
+
+    An isoluminant pattern (an orange/blue checkerboard at constant brightness) is invisible in
+    the first and plain in the other two.
+    """
+    rgb = np.asarray(image, np.float64)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise UserError(f"expected one RGB image (H, W, 3), got {rgb.shape}")
+    r, g, b = np.moveaxis(rgb, -1, 0)
+    return np.stack([luminance(rgb), r - g, b - (r + g) / 2])
+
+
+NYQUIST_DISC = 0.08
+"""Radius (cycles/px) of the discs around the 2-px frequencies that :func:`two_pixel_excess`
+averages: 2-px artefacts drift in phase across a picture, so their power spreads over many bins
+near Nyquist instead of making one peak."""
+REFERENCE_BAND = (0.1, 0.35)
+"""The band (cycles/px) whose whitened power :func:`two_pixel_excess` compares against."""
+
+
+def _nyquist_distance(height: int, width: int) -> np.ndarray:
+    """Each bin's distance to the nearest 2-px frequency: (1/2, 1/2), (1/2, 0) or (0, 1/2)."""
+    fy, fx, _ = frequencies(height, width)
+    ay, ax = 0.5 - np.abs(fy), 0.5 - np.abs(fx)
+    return np.minimum(np.hypot(ay, ax), np.minimum(np.hypot(ay, fx), np.hypot(fy, ax)))
+
+
+def _two_pixel_excess(power: np.ndarray) -> float:
+    whitened = _whitened(power)
+    near = _nyquist_distance(*power.shape) < NYQUIST_DISC
+    radius = frequencies(*power.shape)[2]
+    band = (radius >= REFERENCE_BAND[0]) & (radius <= REFERENCE_BAND[1]) & ~near
+    return float(np.mean(whitened[near]) / max(np.mean(whitened[band]), np.finfo(float).tiny))
+
+
+def two_pixel_excess(image: Any) -> float | np.ndarray:
+    """Whitened power near the 2-px frequencies relative to the band 0.1-0.35 cycles/px.
+
+    With ``Q`` as in :func:`checkerboard_energy` (the spectrum divided by the picture's own power
+    law): ``mean Q`` over the bins within :data:`NYQUIST_DISC` of (1/2, 1/2), (1/2, 0), (0, 1/2),
+    over ``mean Q`` in :data:`REFERENCE_BAND`. ~1 for noise, below 1 for photographs (resizing
+    and cameras filter near Nyquist), >> 1 for a 2-px checkerboard, exact or drifting -- the kind
+    the Fourier parameterisation under Adam makes on the VGG-19 trunk, which the 3x3-bin peak of
+    :func:`checkerboard_energy` reads as ~1 because its neighbours carry the same excess.
+    """
+    return _per_image(lambda image: _two_pixel_excess(_spectrum(image)), image)
+
+
+def _channel_checkerboard(power: np.ndarray, periods: Sequence[int], radius: int) -> float:
+    """The worst of :func:`_checkerboard_of` at the periods above 2 and the 2-px excess."""
+    values = [_checkerboard_of(power, [p for p in periods if p > 2], radius).summary]
+    if 2 in periods:
+        values.append(_two_pixel_excess(power))
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else math.nan
+
+
+def _colour_checkerboard(image: np.ndarray, periods: Sequence[int], radius: int) -> float:
+    values = [
+        _channel_checkerboard(_spectrum(plane) + QUANTISATION_POWER, periods, radius)
+        for plane in opponent_channels(image)
+    ]
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else math.nan
+
+
+def colour_checkerboard_energy(
+    image: Any, periods: Sequence[int] = STRIDE_PERIODS, radius: int = 3
+) -> float | np.ndarray:
+    """The worst artefact over the :func:`opponent_channels`: per channel the largest of
+    :func:`checkerboard_energy` at the periods above 2 px and :func:`two_pixel_excess` (when 2 is
+    among ``periods``).
+
+    Each channel's spectrum gets :data:`QUANTISATION_POWER` added first. The luminance-only
+    energy misses a checkerboard of alternating colours at constant brightness, and a 2-px
+    pattern whose phase drifts; this does not.
+    """
+    return _per_image(lambda image: _colour_checkerboard(image, tuple(periods), radius), image)
+
+
+def tiles(height: int, width: int, tile: int = LOCAL_TILE) -> list[tuple[int, int]]:
+    """Top-left corners of ``tile``-px squares overlapping by half and covering the picture."""
+
+    def starts(side: int) -> list[int]:
+        if side <= tile:
+            return [0]
+        return sorted({*range(0, side - tile + 1, tile // 2), side - tile})
+
+    return [(y, x) for y in starts(height) for x in starts(width)]
+
+
+LOCAL_MIN_CYCLES = 8
+"""A tile holds a period only with this many cycles across it (two neighbourhood widths):
+with fewer, an edge or a stripe of the picture reads as a peak (32 px tiles: periods 2, 4)."""
+
+
+def _local_checkerboard(image: np.ndarray, periods: Sequence[int], radius: int, tile: int):
+    periods = tuple(p for p in periods if tile / p >= LOCAL_MIN_CYCLES)
+    values = [
+        _colour_checkerboard(image[y : y + tile, x : x + tile], periods, radius)
+        for y, x in tiles(*image.shape[:2], tile)
+    ]
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else math.nan
+
+
+def local_checkerboard_energy(
+    image: Any,
+    periods: Sequence[int] = STRIDE_PERIODS,
+    radius: int = 3,
+    tile: int = LOCAL_TILE,
+) -> float | np.ndarray:
+    """The worst tile's :func:`colour_checkerboard_energy` (``tile``-px tiles, half overlap).
+
+    A checkerboard on a patch holds a small share of the whole picture's power but most of its
+    tile's. Only periods with :data:`LOCAL_MIN_CYCLES` cycles across a tile are measured.
+    """
+    return _per_image(lambda image: _local_checkerboard(image, tuple(periods), radius, tile), image)
+
+
+def _colour_high_frequency_ratio(image: np.ndarray, cutoff: float) -> float:
+    powers = [_spectrum(plane) for plane in opponent_channels(image)]
+    radius = frequencies(*powers[0].shape)[2]
+    total = sum(np.sum(power[radius > 0]) for power in powers)
+    high = sum(np.sum(power[radius > cutoff]) for power in powers)
+    return float(high / total) if total > 0 else math.nan
+
+
+def colour_high_frequency_ratio(
+    image: Any, cutoff: float = HIGH_FREQUENCY_CUTOFF
+) -> float | np.ndarray:
+    """:func:`high_frequency_ratio` of the power of all three :func:`opponent_channels` together.
+
+    Power is summed over the channels before the ratio, so a faint chroma channel cannot
+    dominate, while high-frequency colour (chroma noise, colour checkerboards) counts.
+    """
+    return _per_image(lambda image: _colour_high_frequency_ratio(image, cutoff), image)
+
+
+LAYOUT_BLUR = 1.0 / 32.0
+"""Gaussian blur of :func:`layout_distance`, as a fraction of the picture's shorter side."""
+
+
+def _blurred_luminance(image: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(luminance(image), sigma, mode="reflect")
+
+
+def layout_distance(
+    image: Any, content_image: Any, blur: float = LAYOUT_BLUR
+) -> float | np.ndarray:
+    """``1 - corr(B * Y(x), B * Y(c))``: how far the picture's large-scale layout is from the
+    content's (``Y`` luminance, ``B`` a Gaussian of ``blur`` times the shorter side).
+
+    Style transfer may change colours, texture and contrast; what keeps content recognisable is
+    where the light and dark regions are. The correlation ignores brightness and contrast, the
+    blur ignores texture and noise: 0 for the content itself, ~1 for an unrelated picture.
+    """
+    content = np.asarray(content_image, np.float64)
+    sigma = blur * min(content.shape[:2])
+    reference = _blurred_luminance(content, sigma).ravel()
+
+    def distance(picture: np.ndarray) -> float:
+        blurred = _blurred_luminance(picture, sigma).ravel()
+        return float(1.0 - np.corrcoef(blurred, reference)[0, 1])
+
+    return _per_image(distance, image)
+
+
+# ---------------------------------------------------------------------------------------------
 # style and content, judged by an independent network
 
 
@@ -322,80 +512,61 @@ def _layer_mean(per_layer: Mapping[str, float | np.ndarray]) -> float | np.ndarr
     return float(mean) if np.ndim(mean) == 0 else mean
 
 
-def style_distance_per_layer(
-    judge: Backbone,
-    images: Any,
-    style_image: Any,
-    layers: Sequence[str] = JUDGE_LAYERS,
-    norm: str = "l1",
-) -> dict[str, float | np.ndarray]:
-    """``{layer: |G_l(x) - G_l(s)| / |G_l(s)|}``: the judge's Gram distance relative to the style.
+def style_distance(judge: Backbone, images: Any, style: Any, layers=JUDGE_LAYERS, **options: Any):
+    """``|G_l(x) - G_l(s)| / |G_l(s)|``: the judge's Gram distance relative to the style.
 
     ``G_l = A^T A / (H W)`` is :func:`paramviz.objectives.gram` of the judge's activations ``A``
     at layer ``l`` (the style image's Gram averaged over its batch, as
-    :func:`~paramviz.objectives.style_targets`); ``|.|`` is the entrywise L1 norm (``"l1"``, the
-    mean absolute difference of Lucid's style loss divided by the mean ``|G_l(s)|``) or the
-    Frobenius norm (``"l2"``). Dividing by the style Gram's norm makes layers of very different
-    activation scales comparable: 0 is a perfect match, 1 is as far as a zero Gram.
+    :func:`~paramviz.objectives.style_targets`); ``|.|`` is the entrywise L1 norm (``norm="l1"``,
+    the default: the mean absolute difference of Lucid's style loss divided by the mean
+    ``|G_l(s)|``) or the Frobenius norm (``"l2"``). Dividing by the style Gram's norm makes layers
+    of very different activation scales comparable: 0 is a perfect match, 1 is as far as a zero
+    Gram. ``options``: ``norm``, ``per_layer`` (see :func:`judged_distance`).
     """
-    batch, single = _batched(images)
-    targets = style_targets(judge, style_image, tuple(layers))
-    acts = content_targets(judge, batch, tuple(layers))
-    return {
-        layer: _unbatched(
-            _relative_distance(gram(acts[layer]) - targets[layer], targets[layer], norm), single
-        )
-        for layer in layers
-    }
+    return judged_distance(judge, images, style, layers, **{"norm": "l1", **options}, gram_of=True)
 
 
-def style_distance(
-    judge: Backbone,
-    images: Any,
-    style_image: Any,
-    layers: Sequence[str] = JUDGE_LAYERS,
-    norm: str = "l1",
-) -> float | np.ndarray:
-    """Mean over ``layers`` of :func:`style_distance_per_layer` (one value per image)."""
-    return _layer_mean(style_distance_per_layer(judge, images, style_image, layers, norm))
-
-
-def content_distance_per_layer(
-    judge: Backbone,
-    images: Any,
-    content_image: Any,
-    layers: Sequence[str] = JUDGE_LAYERS,
-    norm: str = "l2",
-) -> dict[str, float | np.ndarray]:
-    """``{layer: ||f_l(x) - f_l(c)|| / ||f_l(c)||}``, the judge's relative feature distance.
+def content_distance(judge: Backbone, images: Any, content: Any, layers=JUDGE_LAYERS, **options):
+    """``||f_l(x) - f_l(c)|| / ||f_l(c)||``: the judge's feature distance relative to the content.
 
     ``f_l`` are the judge's activations (all positions and channels), ``||.||`` the L2 norm
-    (``"l2"``) or the L1 norm (``"l1"``). The pictures must have the content image's size.
+    (``norm="l2"``, the default) or the L1 norm (``"l1"``). The pictures must have the content
+    image's size. ``options``: ``norm``, ``per_layer`` (see :func:`judged_distance`).
     """
-    batch, single = _batched(images)
-    content = content_targets(judge, content_image, tuple(layers))
-    acts = content_targets(judge, batch, tuple(layers))
-    distances = {}
-    for layer in layers:
-        if acts[layer].shape[1:] != content[layer].shape[1:]:
-            raise UserError(
-                f"content distance at {layer!r}: the pictures give {acts[layer].shape[1:]} but the "
-                f"content image {content[layer].shape[1:]}; render at the content image's size"
-            )
-        diff = acts[layer] - content[layer]
-        distances[layer] = _unbatched(_relative_distance(diff, content[layer], norm), single)
-    return distances
+    return judged_distance(judge, images, content, layers, **{"norm": "l2", **options})
 
 
-def content_distance(
+def judged_distance(
     judge: Backbone,
     images: Any,
-    content_image: Any,
-    layers: Sequence[str] = JUDGE_LAYERS,
-    norm: str = "l2",
-) -> float | np.ndarray:
-    """Mean over ``layers`` of :func:`content_distance_per_layer` (one value per image)."""
-    return _layer_mean(content_distance_per_layer(judge, images, content_image, layers, norm))
+    reference: Any,
+    layers: Sequence[str],
+    *,
+    norm: str,
+    gram_of: bool = False,
+    per_layer: bool = False,
+) -> float | np.ndarray | dict[str, float | np.ndarray]:
+    """The judge's distance at ``layers`` from ``reference`` (its Grams with ``gram_of``),
+    relative to the reference's: the mean over layers (one value per image), or
+    ``{layer: distance}`` with ``per_layer``."""
+    batch, single = _batched(images)
+    layers = tuple(layers)
+    if gram_of:
+        targets = style_targets(judge, reference, layers)
+    else:
+        targets = content_targets(judge, reference, layers)
+    acts = content_targets(judge, batch, layers)
+    distances = {}
+    for layer in layers:
+        value = gram(acts[layer]) if gram_of else acts[layer]
+        if not gram_of and value.shape[1:] != targets[layer].shape[1:]:
+            raise UserError(
+                f"content distance at {layer!r}: the pictures give {value.shape[1:]} but the "
+                f"content image {targets[layer].shape[1:]}; render at the content image's size"
+            )
+        diff = value - targets[layer]
+        distances[layer] = _unbatched(_relative_distance(diff, targets[layer], norm), single)
+    return distances if per_layer else _layer_mean(distances)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -63,7 +63,9 @@ class Experiment:
     ``settings(context)`` returns JSON data (everything that determines the results),
     ``plan(settings)`` the cells, ``run_cell(context, settings, cell)`` one cell's output, and
     ``rows(settings, records)`` an optional summary table. ``reads``: experiments whose results
-    its cells may reuse; ``order``: its place among the others.
+    its cells may reuse; ``order``: its place among the others; ``in_all``: whether ``all``
+    runs it (the reproductions of published comparisons do; a protocol that needs its own
+    weights set, like the test bed's ``headline``, is run by name).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Experiment:
     rows: Callable[[Settings, Sequence[Mapping[str, Any]]], list[dict[str, Any]]] = no_rows
     reads: tuple[str, ...] = ()
     order: int = 100
+    in_all: bool = True
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -118,7 +121,9 @@ def experiments() -> dict[str, Experiment]:
 def select(names: Sequence[str]) -> list[Experiment]:
     """The experiments called ``names`` (``all`` = every one), in run order."""
     known = experiments()
-    wanted = list(known) if ALL in names else list(dict.fromkeys(names))
+    everything = [name for name, experiment in known.items() if experiment.in_all]
+    wanted = everything + list(names) if ALL in names else list(dict.fromkeys(names))
+    wanted = [name for name in dict.fromkeys(wanted) if name != ALL]
     if unknown := [name for name in wanted if name not in known]:
         raise UserError(
             f"unknown experiment {unknown[0]!r}; known: {', '.join(known)} (or {ALL!r})"

@@ -37,6 +37,7 @@ from experiments.records import (
     RunRecord,
 )
 from experiments.registry import Cell, Experiment, Settings, experiments, select
+from paramviz import progress
 from paramviz.errors import UserError
 from paramviz.io import read_image, read_json, save_png, to_json_data, write_json
 
@@ -52,7 +53,7 @@ class RunOptions:
     robustness_eps: float | None = None
     robustness_steps: int | None = None
     robustness_step_size: float | None = None
-    progress: bool = True
+    progress: bool | None = None
     shard: Shard | None = None
 
 
@@ -166,10 +167,14 @@ def run_experiments(
     options = options or RunOptions()
     chosen = select(names)
     run_dir = Path(run_dir)
+    check_run_record(run_dir, weights_set, quick)  # before the backbones are trained or loaded
     backbone_set = backbone_sets.resolve(weights_set, quick, options.progress)
     print(backbone_sets.summary(backbone_set), flush=True)
-    started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
     context = RunContext(run_dir, backbone_set, options)
+    for experiment in chosen:  # a refused rerun writes nothing, run.json included
+        settings = to_json_data(experiment.settings(context), "settings")
+        compare_settings(run_dir / experiment.name / SETTINGS_FILE, settings)
+    started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
     outcomes = [run_experiment(context, experiment) for experiment in chosen]
     with run_lock(run_dir):
         write_json(run_dir / RUN_FILE, dataclasses.replace(started, finished_at=now()).to_json())
@@ -190,14 +195,7 @@ def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) ->
 
     path = run_dir / RUN_FILE
     with run_lock(run_dir):  # shards of one run may start together
-        previous = RunRecord.from_json(read_json(path)) if path.is_file() else None
-        if previous is not None:
-            for key, value in (("weights_set", weights_set), ("quick", quick)):
-                if getattr(previous, key) != value:
-                    raise UserError(
-                        f"{run_dir} holds a run with {key}={getattr(previous, key)!r}, not "
-                        f"{value!r}; use another output folder"
-                    )
+        previous = check_run_record(run_dir, weights_set, quick)
         earlier = previous.experiments if previous else []
         record = RunRecord(
             paramviz_version=paramviz.__version__,
@@ -210,6 +208,21 @@ def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) ->
     return record
 
 
+def check_run_record(run_dir: Path, weights_set: str, quick: bool) -> RunRecord | None:
+    """The folder's ``run.json`` if any; ``UserError`` if it was made with another weights set
+    or mode (checked before any work, and again under the lock when ``run.json`` is written)."""
+    path = run_dir / RUN_FILE
+    previous = RunRecord.from_json(read_json(path)) if path.is_file() else None
+    if previous is not None:
+        for key, value in (("weights_set", weights_set), ("quick", quick)):
+            if getattr(previous, key) != value:
+                raise UserError(
+                    f"{run_dir} holds a run with {key}={getattr(previous, key)!r}, not "
+                    f"{value!r}; use another output folder"
+                )
+    return previous
+
+
 def run_lock(run_dir: Path) -> FileLock:
     """The lock that serialises changes to ``run.json`` between processes sharing a run."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -218,8 +231,6 @@ def run_lock(run_dir: Path) -> FileLock:
 
 def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
     """Make every unfinished cell of ``experiment`` and (re)write its ``metrics.json``."""
-    from tqdm.auto import tqdm
-
     clock = time.perf_counter()
     folder = context.run_dir / experiment.name
     settings = to_json_data(experiment.settings(context), "settings")
@@ -227,7 +238,7 @@ def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
     cells = experiment.plan(settings)
     check_unique_ids(experiment.name, cells)
     records, computed, shard = [], 0, context.options.shard
-    bar = tqdm(cells, desc=experiment.name, unit="cell", disable=not context.options.progress)
+    bar = progress.bar(cells, enabled=context.options.progress, desc=experiment.name, unit="cell")
     for position, cell in enumerate(bar):
         bar.set_postfix_str(cell.id[-60:])
         record = finished_record(folder, cell)
@@ -246,18 +257,24 @@ def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
 
 def check_settings(path: Path, settings: Settings) -> None:
     """Write ``settings.json``, or check that an existing one matches (resume)."""
-    if path.is_file():
-        previous = read_json(path)
-        if previous != settings:
-            changed = sorted(
-                key for key in {*previous, *settings} if previous.get(key) != settings.get(key)
-            )
-            raise UserError(
-                f"{path.parent} was run with other settings (changed: {', '.join(changed)}); "
-                f"use another output folder, or delete {path.parent} to run it again"
-            )
-        return
-    write_json(path, settings)
+    if not compare_settings(path, settings):
+        write_json(path, settings)
+
+
+def compare_settings(path: Path, settings: Settings) -> bool:
+    """Whether ``settings.json`` exists; ``UserError`` if it holds other settings."""
+    if not path.is_file():
+        return False
+    previous = read_json(path)
+    if previous != settings:
+        changed = sorted(
+            key for key in {*previous, *settings} if previous.get(key) != settings.get(key)
+        )
+        raise UserError(
+            f"{path.parent} was run with other settings (changed: {', '.join(changed)}); "
+            f"use another output folder, or delete {path.parent} to run it again"
+        )
+    return True
 
 
 def check_unique_ids(name: str, cells: Sequence[Cell]) -> None:
@@ -294,6 +311,7 @@ def make_cell(
         raise UserError(f"{experiment.name}, cell {cell.id}: {err}") from None
     seconds = time.perf_counter() - clock
     picture, path = cell_paths(folder, cell.id)
+    path.unlink(missing_ok=True)  # a damaged record goes first: a picture alone is unfinished
     save_png(picture, output.picture)
     record = CellRecord(
         id=cell.id,

@@ -9,10 +9,11 @@ Choices, and why:
   content picture is appended to the batch and transformed by the *same* draw
   (:func:`with_reference`); the content term compares the two transformed images and the style
   term reads only the rendered one.
-* **Loss scales.** Each style layer's L1 Gram loss is divided by its target's mean ``|G|`` and each
-  content layer's squared error by the target's mean square, so every layer and every network
-  starts on the same footing (Nakano's per-network grid search is not repeated; one
-  ``content_weight`` serves all networks). The judge's distances use the same relative form.
+* **One objective.** :func:`paramviz.tasks.style_objective`, the one ``paramviz style`` and
+  ``paramviz texture`` optimise: each style layer's L1 Gram loss divided by its target's mean
+  ``|G|``, each content layer's squared error by its target's mean square, so every layer and
+  every network starts on the same footing; a prior may add SWAG's smoothing.
+* **Judges.** :mod:`experiments.judges`: never the network that made the picture.
 * **Layers.** Each architecture's own preset (:func:`paramviz.backbones.style_preset`: Gatys for
   VGG, Nakano for ResNet, Engstrom et al.'s ``conv_1 ... conv_4`` for AlexNet; partial nets keep
   what they have).
@@ -25,19 +26,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.tree_util import Partial
 
-from experiments import metrics
+from experiments import calibration, judges, metrics
 from experiments.pictures import CONTENT_STYLE_PAIRS
-from experiments.priors import LEARNING_RATE, image_param, prior_of
+from experiments.priors import LEARNING_RATE, Prior, image_param, prior_of
 from experiments.records import CellRecord
 from experiments.registry import Cell, CellOutput, Settings
 from experiments.runner import RunContext
-from paramviz import objectives
+from paramviz import objectives, tasks
 from paramviz.backbones import style_preset
-from paramviz.objectives import IMAGE, MAIN, Objective
+from paramviz.objectives import MAIN, Objective
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -56,55 +55,19 @@ def layer_table(
 # ---------------------------------------------------------------------------------- objective
 
 
-def _mean_abs(target: jax.Array) -> float:
-    return max(float(jnp.mean(jnp.abs(target))), 1e-12)
+with_reference = objectives.with_reference  # re-exported: a style cell's joint transform
 
 
-def _mean_square(target: jax.Array) -> float:
-    return max(float(jnp.mean(jnp.square(target))), 1e-12)
-
-
-def relative_weights(
-    targets: Mapping[str, jax.Array], weight: float, scale
-) -> dict[str, np.ndarray]:
-    """``weight / scale(target)`` per layer: a relative loss, comparable across layers and nets.
-
-    0-d arrays, not floats: render passes an objective's arrays into its compiled step as
-    arguments, so cells that differ only in weights share one compiled program.
-    """
-    return {
-        layer: np.asarray(weight / scale(target), np.float32) for layer, target in targets.items()
-    }
-
-
-def _first_image_value(fn, features):
-    """``fn`` on the first image of every batch (the rendered one; the rest are references)."""
-    return fn(
-        {
-            network: {name: value if name == IMAGE else value[:1] for name, value in layers.items()}
-            for network, layers in features.items()
-        }
+def style_settings_of(
+    settings: Settings, prior: Prior, content_weight: float | None = None
+) -> tasks.StyleSettings:
+    """The :class:`~paramviz.tasks.StyleSettings` a cell optimises with (as the CLI would)."""
+    return tasks.StyleSettings(
+        style_weight=settings["style_weight"],
+        content_weight=settings["content_weight"] if content_weight is None else content_weight,
+        style_loss=settings["style_loss"],
+        smoothing=prior.smoothing,
     )
-
-
-def on_first_image(objective: Objective) -> Objective:
-    """``objective`` reading only batch element 0 of every layer."""
-    fn = Partial(_first_image_value, objective.fn)
-    return Objective(fn, objective.layers, objective.name)
-
-
-def _aligned_content_value(network: str, weights: Mapping[str, Any], features) -> jax.Array:
-    total = jnp.zeros((), jnp.float32)
-    for layer, weight in weights.items():
-        acts = features[network][layer]
-        total = total + weight * jnp.mean(jnp.square(acts[:1] - jax.lax.stop_gradient(acts[1:2])))
-    return -total
-
-
-def aligned_content(weights: Mapping[str, Any], network: str = MAIN) -> Objective:
-    """Content loss against batch element 1: the content picture under the same transform."""
-    fn = Partial(_aligned_content_value, network, dict(weights))
-    return Objective(fn, frozenset((network, layer) for layer in weights), "content(aligned)")
 
 
 def style_transfer_objective(
@@ -115,34 +78,17 @@ def style_transfer_objective(
     joint: bool = False,
     content_network: str = MAIN,
 ) -> Objective:
-    """The normalised style (+ content) objective; ``joint``: content is batch element 1."""
-    style_weights = relative_weights(style_targets, settings["style_weight"], _mean_abs)
-    content_weights = relative_weights(content_targets, settings["content_weight"], _mean_square)
-    style_term = objectives.style(style_targets, style_weights, settings["style_loss"])
-    if not joint:
-        terms = [style_term.named("style")]
-        if content_targets:
-            content_term = objectives.content(
-                content_targets, content_weights, "mse", network=content_network
-            )
-            terms.append(content_term.named("content"))
-        return Objective.sum(terms)
-    return Objective.sum(
-        [
-            on_first_image(style_term).named("style"),
-            aligned_content(content_weights, content_network).named("content"),
-        ]
+    """The normalised style (+ content) objective from precomputed targets
+    (:func:`paramviz.objectives.normalised_style_transfer`); ``joint``: content is element 1."""
+    return objectives.normalised_style_transfer(
+        style_targets,
+        content_targets,
+        style_weight=settings["style_weight"],
+        content_weight=settings["content_weight"],
+        style_loss=settings["style_loss"],
+        joint=joint,
+        content_network=content_network,
     )
-
-
-def with_reference(transform, reference: np.ndarray):
-    """``transform`` applied to the batch with ``reference`` appended: one draw for both (a
-    Partial, so the reference picture is an argument of the compiled step, not a constant)."""
-    return Partial(_joint_transform, transform, np.asarray(reference, np.float32))
-
-
-def _joint_transform(transform, reference: jax.Array, key: jax.Array, images: jax.Array):
-    return transform(key, jnp.concatenate([images, reference.astype(images.dtype)]))
 
 
 # ------------------------------------------------------------------------------------- render
@@ -153,7 +99,9 @@ class StyleJob:
     """One style transfer (``content_picture`` None: texture synthesis).
 
     ``content_net`` None: the style network also carries the content loss. ``style_layers``
-    None: the settings' layer table.
+    None: the settings' layer table; ``content_weight`` None: the settings'. ``calibrate``: also
+    measure the group's calibration pictures (``other_picture`` stands in for a texture's
+    missing content).
     """
 
     style_net: str
@@ -164,6 +112,9 @@ class StyleJob:
     content_picture: str | None = None
     content_net: str | None = None
     style_layers: tuple[str, ...] | None = None
+    content_weight: float | None = None
+    calibrate: bool = False
+    other_picture: str | None = None
 
     @classmethod
     def from_cell(cls, cell: Cell, **overrides: Any) -> StyleJob:
@@ -177,6 +128,9 @@ class StyleJob:
             prior=cell.prior,
             optimizer=cell.optimizer,
             seed=cell.seed,
+            content_weight=spec.get("content_weight"),
+            calibrate=bool(spec.get("calibrate", False)),
+            other_picture=spec.get("other"),
         )
         return dataclasses.replace(job, **overrides)
 
@@ -194,10 +148,12 @@ class StyleBudget:
 STYLE_BUDGETS = {
     "imagenet": StyleBudget(size=256, adam_steps=300, lbfgs_steps=100, pairs=3),
     "small": StyleBudget(size=96, adam_steps=150, lbfgs_steps=30, pairs=1),
+    "testbed": StyleBudget(size=128, adam_steps=300, lbfgs_steps=150, pairs=3),
 }
 """``imagenet``: Gatys/Nakano-like sizes and step counts (L-BFGS converges in 100-300 steps, see
 anchors.md §5); ``small``: what a 2-core CPU renders for the whole grid in minutes (the texture
-nets were trained on 32 px crops, so 96 px already spans three of their receptive fields)."""
+nets were trained on 32 px crops, so 96 px already spans three of their receptive fields);
+``testbed``: issue 12's protocol floor (128 px, Adam 300 or L-BFGS 150 steps, 3 pairs)."""
 QUICK_STYLE_BUDGET = StyleBudget(size=32, adam_steps=3, lbfgs_steps=2, pairs=1)
 CONTENT_WEIGHT = 1.0
 
@@ -228,15 +184,12 @@ def style_settings(context: RunContext) -> Settings:
         "loss_normalisation": "style layer l: L1(G_l - G_l(style)) / mean|G_l(style)|; content "
         "layer l: MSE(F_l - F_l(content)) / mean(F_l(content)^2)",
         "pooling": "avg",
-        "judge": {
-            "name": context.backbone_set.judge.name,
-            "layers": list(context.backbone_set.judge_layers),
-        },
+        "judges": judges.describe(context.backbone_set),
     }
 
 
 def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> CellOutput:
-    """Render one style transfer or texture and measure the picture."""
+    """Render one style transfer or texture and let the judges measure the picture."""
     from paramviz import render
 
     size, pooling, table = settings["size"], settings["pooling"], settings["layers"]
@@ -245,8 +198,7 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
     style_net.check_layers(layers, (size, size))
     style_image = context.picture(job.style_picture, size)
     inputs = {"style": job.style_picture}
-    content_image, content_targets, extra = None, {}, {}
-    content_network = MAIN
+    content_image, content_net, extra = None, None, {}
     content_name = job.content_net or job.style_net
     content_layers: list[str] = []
     if job.content_picture is not None:
@@ -256,25 +208,26 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
         content_net = context.backbone(content_name, pooling)
         content_net.check_layers(content_layers, (size, size))
         if content_name != job.style_net:
-            content_network, extra = "content", {"content": content_net}
-        content_targets = objectives.content_targets(content_net, content_image, content_layers)
+            extra = {"content": content_net}
     prior = prior_of(settings, job.prior)
     joint = content_image is not None and not prior.deterministic
-    objective = style_transfer_objective(
-        objectives.style_targets(style_net, style_image, layers),
-        content_targets,
-        settings,
+    objective = tasks.style_objective(
+        style_net,
+        style_image,
+        layers,
+        content_image=content_image,
+        content_layers=content_layers,
+        content_net=content_net,
+        style=style_settings_of(settings, prior, job.content_weight),
         joint=joint,
-        content_network=content_network,
     )
-    transform = render.resolve_transforms(prior.transforms)
-    if joint:
-        transform = with_reference(transform, content_image[None])
+    prior_transform = render.resolve_transforms(prior.transforms)
+    transform = with_reference(prior_transform, content_image[None]) if joint else prior_transform
     from_content = settings["init"] == "content" and content_image is not None
-    init = content_image[None] if from_content else None
+    init = start_picture(content_image, settings.get("init_noise", 0.0), job.seed)
     result = render.render(
         objective,
-        image_param(prior, job.seed, 1, size, init),
+        image_param(prior, job.seed, 1, size, init if from_content else None),
         style_net,
         transforms=transform,
         steps=settings["steps"][job.optimizer],
@@ -286,7 +239,15 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
     )
     picture = result.image[0]
     periods = metrics.stride_periods(style_net, layers, size)
-    values = picture_metrics(context, picture, periods, style=style_image, content=content_image)
+    values = judges.judge_picture(
+        context,
+        picture,
+        style=style_image,
+        content=content_image,
+        compared=job.style_net,
+        periods=periods,
+        transform=None if prior.deterministic else prior_transform,
+    )
     details = {
         "style_net": job.style_net,
         "content_net": content_name if content_image is not None else None,
@@ -298,39 +259,75 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
         "steps_run": result.steps_run,
         "stopped_reason": result.stopped_reason,
     }
+    if job.calibrate:
+        other = context.picture(job.other_picture, size) if job.other_picture else content_image
+        details["calibration"] = judges.calibration_metrics(
+            context, content_image, style_image, other, job.seed
+        )
     return CellOutput(picture, values, inputs, None, details)
+
+
+def start_picture(content: np.ndarray | None, noise: float, seed: int) -> np.ndarray | None:
+    """The content picture as a batch of 1, plus seeded Gaussian noise of ``noise`` (so that
+    seeds differ for routes that draw nothing at random); None without content."""
+    if content is None:
+        return None
+    if noise:
+        jitter = np.random.default_rng(seed).normal(0.0, noise, content.shape)
+        content = np.clip(content + jitter, 0.0, 1.0).astype(np.float32)
+    return content[None]
 
 
 # ------------------------------------------------------------------------------------ metrics
 
 
-def picture_metrics(
-    context: RunContext,
-    picture: np.ndarray,
-    periods: Sequence[int],
-    *,
-    style: np.ndarray | None = None,
-    content: np.ndarray | None = None,
-) -> dict[str, float]:
-    """The judge's style and content distances (when given) and the spectral metrics."""
-    judge, layers = context.judge(), context.backbone_set.judge_layers
-    values = {}
-    if style is not None:
-        values["style_distance"] = float(metrics.style_distance(judge, picture, style, layers))
-    if content is not None:
-        values["content_distance"] = float(
-            metrics.content_distance(judge, picture, content, layers)
-        )
-    return values | metrics.spectral_metrics(picture, periods)
-
-
 STYLE_COLUMNS = (
     "style_distance",
+    "style_trunk",
     "content_distance",
+    "content_trunk",
+    "checkerboard_colour",
+    "checkerboard_local",
+    "high_frequency_colour",
+    "checkerboard",
     "high_frequency_ratio",
     "spectrum_slope",
-    "checkerboard",
 )
+"""Columns every style table has (judges.py); other judges' columns follow where measured."""
+
+
+def calibration_rows(records: Sequence[CellRecord]) -> list[dict[str, Any]]:
+    """Means over the groups of the calibration pictures' metrics, one row per kind
+    (:mod:`experiments.calibration`; :func:`calibration_check` says whether they rank right)."""
+    found = calibrations(records)
+    rows = []
+    for kind in calibration.KINDS:
+        members = [groups[kind] for groups in found.values() if kind in groups]
+        names = dict.fromkeys(name for member in members for name in member)
+        row = {"backbone": calibration.CALIBRATION, "prior": kind, "optimizer": ""}
+        row |= {"cells": len(members)}
+        rows.append(row | {name: _mean([m.get(name) for m in members]) for name in names})
+    return rows
+
+
+def calibrations(records: Sequence[CellRecord]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{group: {kind: metrics}}`` of the cells that measured their group's calibration."""
+    return {r.group: r.details["calibration"] for r in records if "calibration" in r.details}
+
+
+def calibration_check(records: Sequence[CellRecord]) -> dict[str, list[str]]:
+    """Per metric, the calibration orders it broke in this table (empty: ranked correctly)."""
+    return calibration.check(calibrations(records), judges.metric_order)
+
+
+def metric_names(records: Sequence[CellRecord]) -> list[str]:
+    """Every metric the records hold, in order of first appearance."""
+    return list(dict.fromkeys(name for record in records for name in record.metrics))
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return float(np.mean(numbers)) if numbers else None
 
 
 def mean_rows(

@@ -12,6 +12,7 @@ wrong way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -146,6 +147,32 @@ def spectrum_scale(h: int, w: int, decay_power: float = 1.0) -> np.ndarray:
     )
 
 
+GAINS = ("lucid", "photo")
+
+
+def photo_gain(h: int, w: int) -> np.ndarray:
+    """Lucid's gain times how much faster photographs fall off than ``1/f`` at this size.
+
+    The ratio of :func:`natural_magnitude` (mean over colour channels) to ``1/f``, its median
+    over rings of one frequency bin, scaled to 1 at the lowest frequencies and capped at 1 (the
+    DC gain is Lucid's). Photographs resized to 96-128 px fall to about a quarter of ``1/f``
+    at the Nyquist corner (camera and resampling filters), so this gain ends at about a quarter
+    of Lucid's there. Under Adam, which moves every coefficient by about the learning rate, the
+    gain *is* the spectrum of every update: Lucid's ``1/f`` drives the frequencies a VGG barely
+    sees as hard as photographs never have them, and on the VGG-19 trunk they grow into a 2-px
+    checkerboard (experiments/README.md, "The Fourier checkerboard").
+    """
+    scale = spectrum_scale(h, w)
+    freqs = rfft2d_freqs(h, w)
+    ratio = natural_magnitude(h, w).mean(axis=0) / scale
+    rings = np.rint(freqs * max(h, w)).astype(int)
+    profile = np.array([np.median(ratio[rings == ring]) for ring in range(rings.max() + 1)])
+    profile = np.minimum(profile / np.mean(profile[1:4]), 1.0)
+    gain = scale * profile[rings]
+    gain[0, 0] = scale[0, 0]
+    return gain.astype(np.float32)
+
+
 def _fft_width(w: int) -> int:
     return w + 1 if w % 2 else w
 
@@ -244,16 +271,20 @@ def fourier(
     decorrelate: bool = True,
     sigmoid: bool = True,
     init: Any = None,
+    gain: str = "lucid",
 ) -> ImageParam:
     """Lucid's ``fft_image``: a scaled real-FFT spectrum whose random start falls off as 1/f.
 
     ``params = {"real": ..., "imag": ...}``, each (N, 3, H, W//2+1) (+1 column for odd W), drawn
     from ``N(0, sd)``. The spatial image is ``irfft2(spectrum_scale * (real + i imag)) / 4``,
     cropped to (H, W). ``decay_power`` is 1 in Lucid and Lucent; Horama uses 1.5.
+    ``gain="photo"`` replaces Lucid's ``1/f**decay_power`` gain by :func:`photo_gain`.
     ``batch`` defaults to the number of ``init`` images, else 1.
     """
     h, w = _height_width(size)
-    scale = spectrum_scale(h, w, decay_power)
+    if gain not in GAINS:
+        raise ValueError(f"unknown gain {gain!r}; choose one of {GAINS}")
+    scale = photo_gain(h, w) if gain == "photo" else spectrum_scale(h, w, decay_power)
     if init is None:
         shape = (2, batch or 1, 3, *scale.shape)
         real, imag = normal(_require_key(key), shape, sd)
@@ -275,6 +306,95 @@ def _fourier_image(
 ) -> jax.Array:
     t = _spectrum_to_image(params["real"], params["imag"], scale, h, w)
     return to_valid_rgb(t, decorrelate=decorrelate, sigmoid=sigmoid)
+
+
+# --------------------------------------------------------------------------------------------
+# MACO: the phase only, against a fixed natural-image magnitude (Fel et al., NeurIPS 2023)
+
+MAGNITUDE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+"""scikit-image's colour photographs whose mean spectrum is MACO's fixed magnitude."""
+
+
+@functools.lru_cache(maxsize=16)
+def natural_magnitude(h: int, w: int) -> np.ndarray:
+    """``(3, h, w_fft//2+1)``: the mean ``|rfft2|`` of :data:`MAGNITUDE_PHOTOS` in the
+    decorrelated colour space, each photo centre-cropped to ``h:w``, resized, each channel's
+    mean removed (the rendered image is standardised anyway).
+
+    Horama downloads an ImageNet average; these bundled photos give the same ~1/f fall-off
+    without a download. Read-only (cached).
+    """
+    import skimage.data
+    from PIL import Image
+
+    inverse = np.linalg.inv(COLOR_CORRELATION_NORMALIZED.T.astype(np.float64))
+    spectra = []
+    for name in MAGNITUDE_PHOTOS:
+        photo = Image.fromarray(getattr(skimage.data, name)()[..., :3])
+        side = min(photo.width / w, photo.height / h)
+        box_w, box_h = w * side, h * side
+        left, top = (photo.width - box_w) / 2, (photo.height - box_h) / 2
+        crop = photo.resize(
+            (w, h), Image.Resampling.LANCZOS, (left, top, left + box_w, top + box_h)
+        )
+        t = (np.asarray(crop, np.float64) / 255.0 - COLOR_MEAN) @ inverse
+        if _fft_width(w) != w:
+            t = np.pad(t, ((0, 0), (0, 1), (0, 0)), mode="edge")
+        t = t - t.mean(axis=(0, 1))  # no DC: a random phase there would only cast a colour
+        spectra.append(np.abs(np.fft.rfft2(np.moveaxis(t, -1, 0))))
+    magnitude = np.mean(spectra, axis=0).astype(np.float32)
+    magnitude.setflags(write=False)
+    return magnitude
+
+
+def maco(
+    size: Size,
+    batch: int | None = None,
+    *,
+    key: jax.Array | None = None,
+    magnitude: np.ndarray | None = None,
+    decorrelate: bool = True,
+    init: Any = None,
+) -> ImageParam:
+    """MACO (Fel et al. 2023): only the phase of the spectrum is optimised; its magnitude stays
+    the fixed ``magnitude`` (default :func:`natural_magnitude`), so every picture keeps a
+    natural image's energy per frequency and cannot drift into high-frequency patterns.
+
+    ``params = {"phase": (N, 3, H, W//2+1)}`` (+1 column for odd W), uniform in [-pi, pi) from
+    ``key``. The spatial image (inverse FFT) is standardised per image, recorrelated and squashed
+    by a sigmoid, as in Horama's ``maco_preconditioner``. ``init`` takes an image's *phase* (its
+    magnitude is replaced by the fixed one, so the start resembles it but is not it).
+    """
+    h, w = _height_width(size)
+    magnitude = natural_magnitude(h, w) if magnitude is None else np.asarray(magnitude, np.float32)
+    expected = (3, h, _fft_width(w) // 2 + 1)
+    if magnitude.shape != expected:
+        raise ValueError(f"magnitude must have shape {expected}, got {magnitude.shape}")
+    if init is None:
+        shape = (batch or 1, *expected)
+        phase = jax.random.uniform(_require_key(key), shape, minval=-np.pi, maxval=np.pi)
+    else:
+        t = from_valid_rgb(_init_batch(init, batch, h, w), decorrelate=decorrelate, sigmoid=True)
+        real, imag = _image_to_spectrum(t, np.ones(expected[1:], np.float32), w)
+        phase = jnp.arctan2(imag, real)
+    to_image = Partial(_maco_image, h, w, decorrelate, magnitude)
+    return ImageParam({"phase": jnp.asarray(phase, jnp.float32)}, to_image)
+
+
+def maco_spatial(h: int, w: int, magnitude: jax.Array, phase: jax.Array) -> jax.Array:
+    """``(N, h, w, 3)``: the standardised inverse FFT of ``magnitude * exp(i phase)``."""
+    spectrum = jax.lax.complex(magnitude * jnp.cos(phase), magnitude * jnp.sin(phase))
+    t = jnp.fft.irfft2(spectrum, s=(h, _fft_width(w)))
+    t = jnp.transpose(t, (0, 2, 3, 1))[:, :h, :w, :]
+    mean = jnp.mean(t, axis=(1, 2, 3), keepdims=True)
+    return (t - mean) / (jnp.std(t, axis=(1, 2, 3), keepdims=True) + 1e-8)
+
+
+def _maco_image(
+    h: int, w: int, decorrelate: bool, magnitude: jax.Array, params: dict[str, jax.Array]
+) -> jax.Array:
+    t = maco_spatial(h, w, magnitude, params["phase"])
+    return to_valid_rgb(t, decorrelate=decorrelate, sigmoid=True)
 
 
 def image(

@@ -173,15 +173,15 @@ def permuted_pixels(image: np.ndarray, seed: int = 1) -> np.ndarray:
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 def test_style_distance_of_the_style_image_itself_is_zero(conv_judge, style_image, norm):
     distance = metrics.style_distance(
-        conv_judge, style_image, style_image, ("conv1", "relu1"), norm
+        conv_judge, style_image, style_image, ("conv1", "relu1"), norm=norm
     )
     assert distance == pytest.approx(0.0, abs=1e-6)
 
 
 def test_gram_distance_ignores_where_pixels_are_for_a_pointwise_judge(pointwise_judge, style_image):
     shuffled = permuted_pixels(style_image)
-    per_layer = metrics.style_distance_per_layer(
-        pointwise_judge, shuffled, style_image, ("conv1", "relu1")
+    per_layer = metrics.style_distance(
+        pointwise_judge, shuffled, style_image, ("conv1", "relu1"), per_layer=True
     )
     assert set(per_layer) == {"conv1", "relu1"}
     assert max(per_layer.values()) == pytest.approx(0.0, abs=1e-5)

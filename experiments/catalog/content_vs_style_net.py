@@ -67,6 +67,9 @@ def plan(settings: Settings) -> list[Cell]:
                 networks = {"style_net": backbone, "content_net": fixed}
                 if varies == "content":
                     networks = {"style_net": fixed, "content_net": backbone}
+                spec = {"content": content, "style": style, "varies": varies, **networks}
+                if not cells or not cells[-1].id.startswith(f"{cell_id(pair)}__"):
+                    spec["calibrate"] = True  # the pair's first cell measures its calibration
                 cells.append(
                     Cell(
                         id=cell_id(pair, f"{varies}-varies", backbone),
@@ -75,7 +78,7 @@ def plan(settings: Settings) -> list[Cell]:
                         prior=settings["prior"],
                         optimizer=settings["optimizer"],
                         seed=settings["seed"],
-                        spec={"content": content, "style": style, "varies": varies, **networks},
+                        spec=spec,
                     )
                 )
     return cells
@@ -91,7 +94,8 @@ def spread(values: list[float | None]) -> float | None:
 
 
 def rows(settings: Settings, records) -> list[dict]:
-    """Per group: which network varied and the spread of the judge's distances across it."""
+    """Per group: which network varied and the spread of the judges' distances across it; then
+    the calibration rows."""
     groups: dict[str, list] = {}
     for record in records:
         groups.setdefault(record.group, []).append(record)
@@ -104,20 +108,15 @@ def rows(settings: Settings, records) -> list[dict]:
             "content_distance_spread": spread([m.metrics.get("content_distance") for m in members]),
         }
         for group, members in groups.items()
-    ]
+    ] + style_job.calibration_rows(records)
 
 
-CONTENT_VS_STYLE_NET = register(
-    Experiment(
-        name="content-vs-style-net",
-        title="Fixed content network, varying style network (and the reverse)",
-        question="Engstrom et al. (2019): with a standard ResNet-50 fixed for content, the result "
-        "depends on the style network; the content network barely matters.",
-        columns=style_job.STYLE_COLUMNS,
-        settings=settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=rows,
-        order=40,
-    )
+CONTENT_VS_STYLE_NET_CLAIM = (
+    "Fixed content network, varying style network (and the reverse)",
+    "Engstrom et al. (2019): with a standard ResNet-50 fixed for content, the result "
+    "depends on the style network; the content network barely matters.",
 )
+CONTENT_VS_STYLE_NET = register(
+    Experiment("content-vs-style-net", *CONTENT_VS_STYLE_NET_CLAIM, style_job.STYLE_COLUMNS,
+               settings, plan, run_cell, rows, order=40)
+)  # fmt: skip

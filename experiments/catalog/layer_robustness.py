@@ -21,6 +21,7 @@ from experiments.registry import Cell, CellOutput, Experiment, Settings, registe
 from experiments.runner import RunContext, cell_id
 
 NAME = "layer-robustness"
+COLUMNS = ("R", "attacked_distance", "pair_distance", "perturbation_l2")
 QUICK_LAYERS = 2
 SHOWN = 3  # pictures on each cell's sheet: clean, attacked, amplified perturbation
 SHEET_TILE = 96  # px: small pictures are enlarged (nearest neighbour) to about this on sheets
@@ -118,18 +119,12 @@ def rows(settings: Settings, records: list[CellRecord]) -> list[dict[str, Any]]:
     return table
 
 
-LAYER_ROBUSTNESS = register(
-    Experiment(
-        name=NAME,
-        title="R(f): how far a small pixel ball moves each layer",
-        question="Engstrom et al. (2019): a standard ResNet-50's layers are far less robust "
-        "(R ≈ 0.45-0.58) than VGG's and AlexNet's early layers (R ≈ 0.06-0.2) or a robust "
-        "ResNet-50's (R ≈ 0.05-0.07), which is why its style transfer fails.",
-        columns=("R", "attacked_distance", "pair_distance", "perturbation_l2"),
-        settings=settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=rows,
-        order=50,
-    )
+LAYER_ROBUSTNESS_CLAIM = (
+    "R(f): how far a small pixel ball moves each layer",
+    "Engstrom et al. (2019): a standard ResNet-50's layers are far less robust "
+    "(R ≈ 0.45-0.58) than VGG's and AlexNet's early layers (R ≈ 0.06-0.2) or a robust "
+    "ResNet-50's (R ≈ 0.05-0.07), which is why its style transfer fails.",
 )
+LAYER_ROBUSTNESS = register(
+    Experiment(NAME, *LAYER_ROBUSTNESS_CLAIM, COLUMNS, settings, plan, run_cell, rows, order=50)
+)  # fmt: skip

@@ -26,11 +26,11 @@ from experiments.registry import Cell, CellOutput, Experiment, Settings, registe
 from experiments.runner import RunContext, cell_id
 from paramviz.backbones import style_preset
 
-PRIORS = ("pixel", "fourier+decorrelate+transforms")
+PRIORS = ("pixel", "fourier+decorrelate+transforms", "maco+transforms")
 QUICK_PRIORS = ("fourier+decorrelate+transforms",)  # the pixel prior differs only in settings
 # (size px, Adam steps, units per sheet). Lucid: 128 px, 512 steps; the texture nets saw 32 px
 # crops and a 2-core CPU renders their sheets in minutes at 64 px and 128 steps.
-BUDGETS = {"imagenet": (128, 512, 6), "small": (64, 128, 4)}
+BUDGETS = {"imagenet": (128, 512, 6), "small": (64, 128, 4), "testbed": (128, 256, 4)}
 QUICK_BUDGET = (32, 4, 2)
 RELU_REDIRECT_STEPS = 16  # Lucid
 HELD_OUT_DRAWS = 16
@@ -192,18 +192,13 @@ COLUMNS = (
     "checkerboard",
 )
 
-NEURONS = register(
-    Experiment(
-        name="neurons",
-        title="Activation maximisation: channels and logits, standard vs robust, priors on/off",
-        question="Engstrom et al. (2019): robust networks' features and classes can be visualised "
-        "by plain pixel gradient ascent and are recognisable, where standard networks need priors; "
-        "Lucid: priors make standard networks' visualisations interpretable.",
-        columns=COLUMNS,
-        settings=settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=rows,
-        order=30,
-    )
+NEURONS_CLAIM = (
+    "Activation maximisation: channels and logits, standard vs robust, priors on/off",
+    "Engstrom et al. (2019): robust networks' features and classes can be visualised "
+    "by plain pixel gradient ascent and are recognisable, where standard networks need priors; "
+    "Lucid: priors make standard networks' visualisations interpretable.",
 )
+NEURONS = register(
+    Experiment("neurons", *NEURONS_CLAIM, COLUMNS,
+               settings, plan, run_cell, rows, order=30)
+)  # fmt: skip

@@ -48,6 +48,8 @@ def settings(context: RunContext) -> Settings:
 
 def plan(settings: Settings) -> list[Cell]:
     content, style = settings["pair"]
+    backbone0 = settings["backbones"][0]
+    first = (backbone0, settings["single_layers"][backbone0][0])  # also measures the calibration
     return [
         Cell(
             id=cell_id(backbone, layer),
@@ -56,7 +58,8 @@ def plan(settings: Settings) -> list[Cell]:
             prior=settings["prior"],
             optimizer=settings["optimizer"],
             seed=settings["seed"],
-            spec={"content": content, "style": style, "layer": layer},
+            spec={"content": content, "style": style, "layer": layer}
+            | ({"calibrate": True} if (backbone, layer) == first else {}),
         )
         for backbone in settings["backbones"]
         for layer in settings["single_layers"][backbone]
@@ -108,21 +111,16 @@ def rows(settings: Settings, records: list[CellRecord]) -> list[dict]:
     ]
     pairs = [(row["R"], row["style_distance"]) for row in table if None not in row.values()]
     correlation = rank_correlation([p[0] for p in pairs], [p[1] for p in pairs])
-    return [row | {"R_style_rank_correlation": correlation} for row in table]
+    calibration = style_job.calibration_rows(records)
+    return [row | {"R_style_rank_correlation": correlation} for row in table] + calibration
 
 
-SINGLE_LAYER_STYLE = register(
-    Experiment(
-        name="single-layer-style",
-        title="Style transfer from one layer at a time, beside the layer's R(f)",
-        question="Engstrom et al. (2019): robust layers (small R(f)) transfer style, non-robust "
-        "ones do not: VGG-16 works from early layers only, a robust ResNet-50 from every stage.",
-        columns=("R", *style_job.STYLE_COLUMNS),
-        settings=settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=rows,
-        reads=(READS,),
-        order=60,
-    )
+SINGLE_LAYER_STYLE_CLAIM = (
+    "Style transfer from one layer at a time, beside the layer's R(f)",
+    "Engstrom et al. (2019): robust layers (small R(f)) transfer style, non-robust "
+    "ones do not: VGG-16 works from early layers only, a robust ResNet-50 from every stage.",
 )
+SINGLE_LAYER_STYLE = register(
+    Experiment("single-layer-style", *SINGLE_LAYER_STYLE_CLAIM, ("R", *style_job.STYLE_COLUMNS),
+               settings, plan, run_cell, rows, reads=(READS,), order=60)
+)  # fmt: skip

@@ -35,7 +35,7 @@ def _grid_settings(context: RunContext, init: str) -> Settings:
     }
     if init == "content":
         return settings | {"pairs": pairs}
-    return settings | {"styles": [style for _, style in pairs]}
+    return settings | {"styles": [[style, content] for content, style in pairs]}
 
 
 def style_grid_settings(context: RunContext) -> Settings:
@@ -46,20 +46,26 @@ def texture_grid_settings(context: RunContext) -> Settings:
     return _grid_settings(context, "noise")
 
 
-def _pictures(settings: Settings) -> list[tuple[str | None, str]]:
-    """``(content or None, style)`` per group."""
+def _pictures(settings: Settings) -> list[dict[str, str | None]]:
+    """Per group: its content (None for textures) and style, and for textures ``other``, the
+    picture that stands in for the content in the calibration rows."""
     if "pairs" in settings:
-        return [(content, style) for content, style in settings["pairs"]]
-    return [(None, style) for style in settings["styles"]]
+        return [{"content": content, "style": style} for content, style in settings["pairs"]]
+    return [
+        {"content": None, "style": style, "other": other} for style, other in settings["styles"]
+    ]
 
 
 def plan(settings: Settings) -> list[Cell]:
-    """Group (picture pair) × backbone × [prior, optimizer]."""
+    """Group (picture pair) × backbone × [prior, optimizer]; each group's first cell also
+    measures the group's calibration pictures."""
     cells = []
-    for content, style in _pictures(settings):
+    for pictures in _pictures(settings):
+        content, style = pictures["content"], pictures["style"]
         group = f"{content}+{style}" if content else style
         for backbone in settings["backbones"]:
             for prior, optimizer in settings["runs"]:
+                first = not cells or cells[-1].group != group
                 cells.append(
                     Cell(
                         id=cell_id(group, backbone, prior, optimizer),
@@ -68,7 +74,7 @@ def plan(settings: Settings) -> list[Cell]:
                         prior=prior,
                         optimizer=optimizer,
                         seed=settings["seed"],
-                        spec={"content": content, "style": style},
+                        spec=pictures | ({"calibrate": True} if first else {}),
                     )
                 )
     return cells
@@ -79,43 +85,33 @@ def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
 
 
 def style_rows(settings: Settings, records) -> list[dict]:
-    """Means over the picture pairs, per backbone × prior × optimizer."""
-    return style_job.mean_rows(records, SUMMARY_KEYS, style_job.STYLE_COLUMNS)
+    """Means over the picture pairs, per backbone × prior × optimizer, then the calibration."""
+    names = style_job.metric_names(records)
+    return style_job.mean_rows(records, SUMMARY_KEYS, names) + style_job.calibration_rows(records)
 
 
-def texture_rows(settings: Settings, records) -> list[dict]:
-    return style_job.mean_rows(records, SUMMARY_KEYS, TEXTURE_COLUMNS)
+texture_rows = style_rows
 
 
-TEXTURE_COLUMNS = tuple(c for c in style_job.STYLE_COLUMNS if c != "content_distance")
+TEXTURE_COLUMNS = tuple(c for c in style_job.STYLE_COLUMNS if not c.startswith("content_"))
 
+STYLE_GRID_CLAIM = (
+    "Style transfer: backbone × prior × optimizer",
+    "Nakano (2019): style transfer fails with a standard ResNet-50 and works with a "
+    "robust one about as well as with VGG-19; do Lucid's priors (decorrelated Fourier image, "
+    "transforms) fix the standard network the same way?",
+)
 STYLE_GRID = register(
-    Experiment(
-        name="style-grid",
-        title="Style transfer: backbone × prior × optimizer",
-        question="Nakano (2019): style transfer fails with a standard ResNet-50 and works with a "
-        "robust one about as well as with VGG-19; do Lucid's priors (decorrelated Fourier image, "
-        "transforms) fix the standard network the same way?",
-        columns=style_job.STYLE_COLUMNS,
-        settings=style_grid_settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=style_rows,
-        order=10,
-    )
-)
+    Experiment("style-grid", *STYLE_GRID_CLAIM, style_job.STYLE_COLUMNS,
+               style_grid_settings, plan, run_cell, style_rows, order=10)
+)  # fmt: skip
 
-TEXTURE_GRID = register(
-    Experiment(
-        name="texture-grid",
-        title="Texture synthesis from noise: backbone × prior × optimizer",
-        question="Nakano (2019): from Gaussian noise the robust ResNet-50's textures show more "
-        "artefacts than VGG-19's, the standard ResNet-50 fails; which priors remove the artefacts?",
-        columns=TEXTURE_COLUMNS,
-        settings=texture_grid_settings,
-        plan=plan,
-        run_cell=run_cell,
-        rows=texture_rows,
-        order=20,
-    )
+TEXTURE_GRID_CLAIM = (
+    "Texture synthesis from noise: backbone × prior × optimizer",
+    "Nakano (2019): from Gaussian noise the robust ResNet-50's textures show more "
+    "artefacts than VGG-19's, the standard ResNet-50 fails; which priors remove the artefacts?",
 )
+TEXTURE_GRID = register(
+    Experiment("texture-grid", *TEXTURE_GRID_CLAIM, TEXTURE_COLUMNS,
+               texture_grid_settings, plan, run_cell, texture_rows, order=20)
+)  # fmt: skip

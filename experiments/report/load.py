@@ -18,15 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.records import (
-    CELLS_DIR,
-    METRICS_FILE,
-    RUN_FILE,
-    SETTINGS_FILE,
-    CellRecord,
-    ExperimentRecord,
-    RunRecord,
-)
+from experiments import records
 from paramviz.errors import UserError
 from paramviz.io import read_json
 
@@ -46,7 +38,7 @@ class Experiment:
 
     name: str
     folder: Path
-    record: ExperimentRecord
+    record: records.ExperimentRecord
     settings: Any = None
 
 
@@ -55,7 +47,7 @@ class Run:
     """A run folder: its ``run.json``, the experiments found, and why the others were skipped."""
 
     folder: Path
-    record: RunRecord
+    record: records.RunRecord
     experiments: list[Experiment]
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -63,16 +55,16 @@ class Run:
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read a run folder; a folder without a readable ``run.json`` is not a run (``UserError``)."""
     folder = Path(run_dir)
-    run_json = folder / RUN_FILE
+    run_json = folder / records.RUN_FILE
     if not run_json.is_file():
         raise UserError(
-            f"{folder} is not a paramviz run folder (no {RUN_FILE}); pass the folder "
+            f"{folder} is not a paramviz run folder (no {records.RUN_FILE}); pass the folder "
             "that `paramviz experiment` wrote"
         )
     data = read_json(run_json)
     if not isinstance(data, Mapping):
         raise UserError(f"{run_json} is not a JSON object; is this a paramviz run folder?")
-    record = RunRecord.from_json(data)
+    record = records.RunRecord.from_json(data)
     experiments, skipped = [], {}
     for name in experiment_names(folder, record):
         loaded = load_experiment(folder, name)
@@ -83,12 +75,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     return Run(folder, record, experiments, skipped)
 
 
-def experiment_names(folder: Path, record: RunRecord) -> list[str]:
+def experiment_names(folder: Path, record: records.RunRecord) -> list[str]:
     """The experiments ``run.json`` lists (its order is the page's), or, if it lists none,
     every folder with a ``metrics.json``."""
     if record.experiments:
         return list(dict.fromkeys(record.experiments))
-    return sorted(path.parent.name for path in folder.glob(f"*/{METRICS_FILE}"))
+    return sorted(path.parent.name for path in folder.glob(f"*/{records.METRICS_FILE}"))
 
 
 def load_experiment(run_folder: Path, name: str) -> Experiment | str:
@@ -96,30 +88,30 @@ def load_experiment(run_folder: Path, name: str) -> Experiment | str:
     folder = inside(run_folder, run_folder / name)
     if folder is None or not folder.is_dir():
         return "no folder in this run"
-    metrics = folder / METRICS_FILE
+    metrics = folder / records.METRICS_FILE
     if not metrics.is_file():
-        return f"no {METRICS_FILE} (not run, or interrupted)"
+        return f"no {records.METRICS_FILE} (not run, or interrupted)"
     try:
         data = json.loads(metrics.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        return f"unreadable {METRICS_FILE}: {err}"
+        return f"unreadable {records.METRICS_FILE}: {err}"
     if not isinstance(data, Mapping):
-        return f"{METRICS_FILE} is not a JSON object"
-    record = ExperimentRecord.from_json(data)
+        return f"{records.METRICS_FILE} is not a JSON object"
+    record = records.ExperimentRecord.from_json(data)
     if not record.complete:  # shards write their own cells: gather every finished one
         record = dataclasses.replace(record, cells=finished_cells(folder, record.cells))
     return Experiment(name, folder, record, read_settings(folder))
 
 
-def finished_cells(folder: Path, known: list[CellRecord]) -> list[CellRecord]:
+def finished_cells(folder: Path, known: list[records.CellRecord]) -> list[records.CellRecord]:
     """``known`` cells, then every other record in ``cells/`` (one whose picture exists)."""
     seen = {cell.id for cell in known}
     extra = []
-    for path in sorted((folder / CELLS_DIR).glob("*.json")):
+    for path in sorted((folder / records.CELLS_DIR).glob("*.json")):
         if path.stem in seen or not path.with_suffix(".png").is_file():
             continue
         try:
-            extra.append(CellRecord.from_json(read_json(path)))
+            extra.append(records.CellRecord.from_json(read_json(path)))
         except UserError:
             continue
     return [*known, *extra]
@@ -128,7 +120,7 @@ def finished_cells(folder: Path, known: list[CellRecord]) -> list[CellRecord]:
 def read_settings(folder: Path) -> Any:
     """An experiment's settings, or ``None`` if they cannot be read."""
     try:
-        return read_json(folder / SETTINGS_FILE)
+        return read_json(folder / records.SETTINGS_FILE)
     except UserError:
         return None
 

@@ -299,7 +299,11 @@ def render_report(run_dir: str | os.PathLike) -> str:
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write the page (default ``RUN_DIR/report.html``) atomically; returns its path."""
+    """Write the page (default ``RUN_DIR/report.html``) atomically, and the Markdown summary
+    beside the run (``RUN_DIR/summary/``, :mod:`.summary`); returns the page's path."""
+    from experiments.report.summary import write_summary
+
+    write_summary(run_dir)
     page = render_report(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     with atomic_path(path) as tmp:

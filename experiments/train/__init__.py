@@ -51,6 +51,8 @@ from experiments.train.model import build_backbone, channel_stats, load_data, wi
 from experiments.train.pairs import (
     DEFAULT_PAIRS,
     DEMO_CONFIG,
+    PAIRS,
+    TESTBED_PAIRS,
     demo_backbone_path,
     ensure_demo_backbone,
     train_pairs,
@@ -59,6 +61,8 @@ from experiments.train.pairs import (
 __all__ = [
     "DEFAULT_PAIRS",
     "DEMO_CONFIG",
+    "PAIRS",
+    "TESTBED_PAIRS",
     "Evaluation",
     "TrainConfig",
     "TrainReport",

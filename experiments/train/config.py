@@ -11,7 +11,7 @@ from experiments.attacks import Threat
 from paramviz.backbones import architectures
 from paramviz.errors import UserError
 
-DATASETS = ("textures", "skimage-textures", "fashion-mnist")
+DATASETS = ("textures", "skimage-textures", "scenes", "fashion-mnist")
 
 
 ADVERSARIAL_MODES = ("none", "pgd", "fgsm", "free")

@@ -33,6 +33,7 @@ from experiments.train.model import (
     make_logits_fn,
     with_params,
 )
+from paramviz import progress as progress_bars
 from paramviz.backbones import Backbone, read_metadata, save
 from paramviz.errors import UserError
 from paramviz.io import atomic_path
@@ -264,7 +265,7 @@ def fit(
     *,
     checkpoint_every: int = 500,
     resume: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
     refresh_every: int = 10,
     stop_after: int | None = None,
 ) -> TrainReport:
@@ -273,8 +274,6 @@ def fit(
     ``stop_after`` stops after that many steps in all, with a checkpoint, as an interruption would;
     calling again resumes. The host reads the metrics every ``refresh_every`` steps only.
     """
-    from tqdm.auto import tqdm
-
     total = total_steps(config, len(train_set.images))
     optimizer = make_optimizer(config, total * updates_per_step(config))
     state = initial_state(backbone, optimizer, config, train_set.images.shape[1:])
@@ -299,7 +298,9 @@ def fit(
         seed=config.seed,
         epochs=config.epochs,
     )
-    bar = tqdm(total=total, initial=start, desc=out.stem, disable=not progress, unit="step")
+    bar = progress_bars.bar(
+        total=total, initial=start, enabled=progress, desc=out.stem, unit="step"
+    )
     began, metrics = time.perf_counter() - seconds, jnp.zeros(3)
     try:
         for step, (images, labels) in zip(

@@ -13,6 +13,7 @@ import optax
 from experiments.datasets import (
     Dataset,
     fashion_mnist,
+    scene_dataset,
     skimage_texture_dataset,
     texture_dataset,
 )
@@ -27,7 +28,11 @@ def load_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """``(train, test)`` for ``config.dataset``, NHWC RGB in [0, 1]."""
     if config.dataset == "fashion-mnist":
         return tuple(fashion_mnist_rgb(split, config.image_size) for split in ("train", "test"))
-    make = texture_dataset if config.dataset == "textures" else skimage_texture_dataset
+    make = {
+        "textures": texture_dataset,
+        "skimage-textures": skimage_texture_dataset,
+        "scenes": scene_dataset,
+    }[config.dataset]
     counts = {"train": config.train_per_class, "test": config.test_per_class}
     return tuple(
         make(size=config.image_size, n_per_class=counts[split], seed=config.seed, split=split)

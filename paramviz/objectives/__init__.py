@@ -35,12 +35,19 @@ from paramviz.objectives.core import (
 from paramviz.objectives.parse import as_objective, batch_objective, expand, parse
 from paramviz.objectives.regularisers import L1, L2, blur, lucid_blur, total_variation
 from paramviz.objectives.style import (
+    SMOOTHING,
+    aligned_content,
     content,
     content_targets,
     gram,
+    normalised_style_transfer,
+    on_first_image,
+    relative_weights,
+    smooth,
     style,
     style_targets,
     style_transfer_objective,
+    with_reference,
 )
 
 __all__ = [
@@ -53,10 +60,12 @@ __all__ = [
     "MAIN",
     "NAKANO_RESNET50",
     "PSEUDO_LAYERS",
+    "SMOOTHING",
     "Features",
     "Layers",
     "Objective",
     "StylePreset",
+    "aligned_content",
     "as_objective",
     "batch_objective",
     "blur",
@@ -71,10 +80,15 @@ __all__ = [
     "logit",
     "lucid_blur",
     "neuron",
+    "normalised_style_transfer",
+    "on_first_image",
     "on_layer",
     "parse",
+    "relative_weights",
+    "smooth",
     "style",
     "style_targets",
     "style_transfer_objective",
     "total_variation",
+    "with_reference",
 ]

@@ -27,6 +27,34 @@ def gram(activations: jax.Array) -> jax.Array:
     return jnp.swapaxes(flat, 1, 2) @ flat / (h * w)
 
 
+SMOOTHING = ("none", "channel", "tensor")
+"""SWAG's activation smoothing (Wang, Li & Vasconcelos, CVPR 2021), applied before the losses:
+``channel`` is a softmax across channels at every position (PyTorch's ``nn.Softmax2d``, as in the
+authors' code), ``tensor`` a softmax over all values of an image's layer (the paper's formula)."""
+
+
+def smooth(activations: jax.Array, mode: str = "none") -> jax.Array:
+    """SWAG's softmax of NHWC activations (temperature 1); ``"none"`` returns them unchanged.
+
+    Residual networks' activations are peaky: a few large values dominate their Gram matrices,
+    which noise can then match. The softmax turns a layer into a distribution first.
+    """
+    t = as_nhwc(activations)
+    if mode == "none":
+        return t
+    if mode == "channel":
+        return jax.nn.softmax(t, axis=-1)
+    if mode == "tensor":
+        n = t.shape[0]
+        return jax.nn.softmax(t.reshape(n, -1), axis=-1).reshape(t.shape)
+    raise UserError(f"unknown activation smoothing {mode!r}: choose one of {SMOOTHING}")
+
+
+def smoothed_gram(mode: str, activations: jax.Array) -> jax.Array:
+    """:func:`gram` of :func:`smooth` (``mode`` first, so it can be a Partial's static leaf)."""
+    return gram(smooth(activations, mode))
+
+
 _DISTANCES: dict[str, Callable[[jax.Array], jax.Array]] = {
     "l1": lambda d: jnp.mean(jnp.abs(d)),  # Lucid's mean_l1_loss
     "mse": lambda d: jnp.mean(jnp.square(d)),  # Gatys: sum of squares, up to a constant factor
@@ -94,11 +122,23 @@ def _target_matching(
     return Objective(fn, layers, describe(kind, ", ".join(targets), loss=loss, network=network))
 
 
+def _statistic(kind: str, smoothing: str) -> Callable[[jax.Array], jax.Array]:
+    smooth(jnp.zeros((1, 1, 1, 1)), smoothing)  # an unknown mode fails here, not when traced
+    if kind == "style":
+        return gram if smoothing == "none" else Partial(smoothed_gram, smoothing)
+    return _identity if smoothing == "none" else Partial(_smoothed, smoothing)
+
+
+def _smoothed(mode: str, activations: jax.Array) -> jax.Array:
+    return smooth(activations, mode)
+
+
 def style(
     targets: Mapping[str, Any],
     layer_weights: Mapping[str, float] | None = None,
     loss: str = "l1",
     network: str = MAIN,
+    smoothing: str = "none",
 ) -> Objective:
     """Negative Gram-matrix style loss: maximising it matches the targets' Grams.
 
@@ -106,8 +146,10 @@ def style(
     :func:`style_targets`. ``loss="l1"`` is Lucid's ``mean_l1_loss`` (mean absolute difference);
     ``"mse"`` is the mean squared difference, which is Gatys et al.'s ``E_l`` times 4 with this
     Gram normalisation. Layers weigh 1 each unless ``layer_weights`` says otherwise.
+    ``smoothing`` (:data:`SMOOTHING`) must be the one the targets were made with.
     """
-    return _target_matching("style", gram, targets, layer_weights, loss, network)
+    statistic = _statistic("style", smoothing)
+    return _target_matching("style", statistic, targets, layer_weights, loss, network)
 
 
 def content(
@@ -115,6 +157,7 @@ def content(
     layer_weights: Mapping[str, float] | None = None,
     loss: str = "mse",
     network: str = MAIN,
+    smoothing: str = "none",
 ) -> Objective:
     """Negative activation-matching loss: maximising it reproduces the target activations.
 
@@ -122,7 +165,8 @@ def content(
     ``"mse"`` is Gatys' content loss up to a constant, ``"l1"`` Lucid's notebook's ``mean_L1``.
     Use ``network="content"`` to read a separate content network passed to render.
     """
-    return _target_matching("content", _identity, targets, layer_weights, loss, network)
+    statistic = _statistic("content", smoothing)
+    return _target_matching("content", statistic, targets, layer_weights, loss, network)
 
 
 def _batched(images: Any) -> jax.Array:
@@ -130,18 +174,22 @@ def _batched(images: Any) -> jax.Array:
     return images[None] if images.ndim == 3 else images
 
 
-def style_targets(backbone: Any, style_image: Any, layers: Sequence[str]) -> dict[str, jax.Array]:
+def style_targets(
+    backbone: Any, style_image: Any, layers: Sequence[str], smoothing: str = "none"
+) -> dict[str, jax.Array]:
     """Gram targets ``{layer: (C, C)}`` of a style image ``(H, W, 3)``; a batch is averaged."""
     acts = backbone.features(_batched(style_image), layers)
-    return {layer: jnp.mean(gram(acts[layer]), axis=0) for layer in layers}
+    statistic = _statistic("style", smoothing)
+    return {layer: jnp.mean(statistic(acts[layer]), axis=0) for layer in layers}
 
 
 def content_targets(
-    backbone: Any, content_image: Any, layers: Sequence[str]
+    backbone: Any, content_image: Any, layers: Sequence[str], smoothing: str = "none"
 ) -> dict[str, jax.Array]:
     """Activation targets ``{layer: (1, H, W, C)}`` of a content image ``(H, W, 3)``."""
     acts = backbone.features(_batched(content_image), layers)
-    return {layer: acts[layer] for layer in layers}
+    statistic = _statistic("content", smoothing)
+    return {layer: statistic(acts[layer]) for layer in layers}
 
 
 def style_transfer_objective(
@@ -154,19 +202,143 @@ def style_transfer_objective(
     style_loss: str = "l1",
     content_loss: str = "mse",
     style_layer_weights: Mapping[str, float] | None = None,
+    content_layer_weights: Mapping[str, float] | None = None,
     style_network: str = MAIN,
     content_network: str = MAIN,
+    smoothing: str = "none",
 ) -> Objective:
     """``content_weight * content + style_weight * style - tv_weight * TV(image)``, terms named.
 
     Empty ``content_targets`` gives texture synthesis. TV acts on the untransformed ``"image"``
     (summed over pixels, so its scale grows with image size).
     """
-    style_term = style(style_targets, style_layer_weights, style_loss, style_network)
+    style_term = style(style_targets, style_layer_weights, style_loss, style_network, smoothing)
     terms = [(style_weight * style_term).named("style")]
     if content_targets:
-        content_term = content(content_targets, None, content_loss, content_network)
+        content_term = content(
+            content_targets, content_layer_weights, content_loss, content_network, smoothing
+        )
         terms.append((content_weight * content_term).named("content"))
+    if tv_weight:
+        terms.append((-tv_weight * total_variation(IMAGE)).named("tv"))
+    return Objective.sum(terms)
+
+
+# --------------------------------------------------------------------------------------------
+# the style-transfer objective the command line and the experiments share
+
+
+def relative_weights(
+    targets: Mapping[str, Any], weight: float, scale: Callable[[jax.Array], jax.Array]
+) -> dict[str, np.ndarray]:
+    """``weight / scale(target)`` per layer: a relative loss, comparable across layers and nets.
+
+    0-d arrays, not floats: render passes an objective's arrays into its compiled step as
+    arguments, so renders that differ only in weights share one compiled program.
+    """
+    return {
+        layer: np.asarray(weight / max(float(scale(jnp.asarray(t))), 1e-12), np.float32)
+        for layer, t in targets.items()
+    }
+
+
+def _mean_abs(target: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.abs(target))
+
+
+def _mean_square(target: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.square(target))
+
+
+def _first_image_value(fn: Callable, features: Features) -> jax.Array:
+    """``fn`` on the first image of every batch (the rendered one; the rest are references)."""
+    return fn(
+        {
+            network: {name: value if name == IMAGE else value[:1] for name, value in layers.items()}
+            for network, layers in features.items()
+        }
+    )
+
+
+def on_first_image(objective: Objective) -> Objective:
+    """``objective`` reading only batch element 0 of every layer."""
+    return Objective(Partial(_first_image_value, objective.fn), objective.layers, objective.name)
+
+
+def _aligned_content_value(
+    network: str, smoothing: str, weights: Mapping[str, Any], features: Features
+) -> jax.Array:
+    total = jnp.zeros((), jnp.float32)
+    for layer, weight in weights.items():
+        acts = smooth(features[network][layer], smoothing)
+        total = total + weight * jnp.mean(jnp.square(acts[:1] - jax.lax.stop_gradient(acts[1:2])))
+    return -total
+
+
+def aligned_content(
+    weights: Mapping[str, Any], network: str = MAIN, smoothing: str = "none"
+) -> Objective:
+    """Content loss against batch element 1: the content picture under the same transform
+    (see :func:`with_reference`), as in Lucid's style-transfer notebook."""
+    fn = Partial(_aligned_content_value, network, smoothing, dict(weights))
+    return Objective(fn, frozenset((network, layer) for layer in weights), "content(aligned)")
+
+
+def with_reference(transform: Callable, reference: Any) -> Partial:
+    """``transform`` applied to the batch with ``reference`` appended: one draw for both (a
+    Partial, so the reference picture is an argument of the compiled step, not a constant)."""
+    return Partial(_joint_transform, transform, np.asarray(reference, np.float32))
+
+
+def _joint_transform(
+    transform: Callable, reference: jax.Array, key: jax.Array, images: jax.Array
+) -> jax.Array:
+    return transform(key, jnp.concatenate([images, reference.astype(images.dtype)]))
+
+
+def normalised_style_transfer(
+    style_targets: Mapping[str, Any],
+    content_targets: Mapping[str, Any],
+    *,
+    style_weight: float = 1.0,
+    content_weight: float = 1.0,
+    style_loss: str = "l1",
+    smoothing: str = "none",
+    joint: bool = False,
+    content_network: str = MAIN,
+    tv_weight: float = 0.0,
+) -> Objective:
+    """The style transfer (or texture, without content targets) of ``paramviz style`` and of
+    every style experiment: the same function, so a picture made by one is judged like the other.
+
+    Each style layer's loss is divided by its target's mean ``|G|`` and each content layer's
+    squared error by its target's mean square, so layers and networks start on the same footing
+    and one weight setting means the same everywhere. ``joint``: under random transforms, the
+    content is batch element 1 (the content picture under the same draw, see
+    :func:`with_reference`) and the style reads element 0 only. ``smoothing``: SWAG
+    (:func:`smooth`), with targets made by the same mode.
+    """
+    style_weights = relative_weights(style_targets, 1.0, _mean_abs)
+    content_weights = relative_weights(content_targets, 1.0, _mean_square)
+    if not joint:
+        return style_transfer_objective(
+            content_targets,
+            style_targets,
+            content_weight,
+            style_weight,
+            tv_weight,
+            style_loss=style_loss,
+            style_layer_weights=style_weights,
+            content_layer_weights=content_weights,
+            content_network=content_network,
+            smoothing=smoothing,
+        )
+    style_term = style(style_targets, style_weights, style_loss, smoothing=smoothing)
+    content_term = aligned_content(content_weights, content_network, smoothing)
+    terms = [
+        (style_weight * on_first_image(style_term)).named("style"),
+        (content_weight * content_term).named("content"),
+    ]
     if tv_weight:
         terms.append((-tv_weight * total_variation(IMAGE)).named("tv"))
     return Objective.sum(terms)
