@@ -2,8 +2,9 @@
 
 The sidecar records every setting, the seed, each network's architecture and weights hash, the
 losses and the paramviz version: enough to make the same picture again. All files of one result
-are written to temporary names first and renamed only once every one of them is complete, so a
-failure leaves nothing at the target paths.
+are written to temporary names first and renamed only once every one of them is complete, the
+sidecar last, so a failure leaves nothing at the target paths and a kill between the renames
+leaves a picture without a sidecar that readers can tell apart (:func:`read_result`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import numpy as np
 import paramviz
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
-from paramviz.io import atomic_path, json_text, save_png, to_json_data, to_uint8
+from paramviz.io import (
+    atomic_path,
+    file_sha256,
+    json_text,
+    read_json,
+    to_json_data,
+    to_uint8,
+    write_png,
+)
 from paramviz.objectives import MAIN
 from paramviz.render import RenderResult
 
@@ -99,11 +108,15 @@ def _parsed(text: str) -> Any:
 
 
 def network_record(backbone: Backbone) -> dict[str, Any]:
-    """What identifies a network's weights: architecture, source sha256, the file's metadata."""
+    """What identifies a network's weights: architecture, the sha256 of the ``.safetensors``
+    file used (None for weights that never were a file, e.g. random ones), the sha256 of the
+    checkpoint it was converted from when known, and the file's metadata."""
     metadata = {key: _parsed(value) for key, value in dict(backbone.metadata).items()}
     return {
         "arch": backbone.arch,
-        "weights_sha256": metadata.get("source_sha256"),
+        "weights_sha256": metadata.get("weights_sha256") or None,
+        "weights_file": metadata.get("weights_file") or None,
+        "source_sha256": metadata.get("source_sha256") or None,
         "metadata": metadata,
     }
 
@@ -143,6 +156,17 @@ def sidecar(
     }
 
 
+def result_paths(out_path: str | os.PathLike, gif: bool = False) -> dict[str, Path]:
+    """``{kind: path}`` of the files :func:`save_result` writes for ``out_path``."""
+    png = Path(out_path)
+    paths = {"image": png, "json": png.with_suffix(".json")}
+    if gif:
+        paths["gif"] = png.with_suffix(".gif")
+    if len(set(paths.values())) != len(paths):
+        raise UserError(f"output path {png} must not end in .json or .gif")
+    return paths
+
+
 def save_result(
     result: RenderResult,
     out_path: str | os.PathLike,
@@ -157,30 +181,50 @@ def save_result(
 
     A batch becomes a contact sheet with one tile per unit, labelled with ``labels`` (e.g. the
     unit names). GIF frames are the snapshots plus the final image. Returns ``{kind: path}``.
-    Either every file is written or none is.
+
+    The sidecar is the result's commit record (see DESIGN.md, "Errors and files"): every file is
+    written to a temporary name, then the old sidecar is removed, the pictures are renamed into
+    place, and the new sidecar, which holds each picture's sha256, is renamed last. A picture
+    without a sidecar, or whose bytes do not match it, is incomplete (:func:`read_result`).
     """
-    png = Path(out_path)
-    paths = {"image": png, "json": png.with_suffix(".json")}
+    paths = result_paths(out_path, gif)
     frames = gif_frames(result) if gif else []
-    if gif:
-        paths["gif"] = png.with_suffix(".gif")
-    if len(set(paths.values())) != len(paths):
-        raise UserError(f"output path {png} must not end in .json or .gif")
     record = sidecar(result, settings, backbones, labels, {k: p.name for k, p in paths.items()})
-    text = json_text(record)  # fails before anything is written
+    json_text(record)  # fails before anything is written
     with contextlib.ExitStack() as stack:
-        temporary = {kind: stack.enter_context(atomic_path(path)) for kind, path in paths.items()}
-        save_png(temporary["image"], picture(result.image, labels))
+        # Entered first, so renamed last: the sidecar commits the result.
+        sidecar_tmp = stack.enter_context(atomic_path(paths["json"]))
+        pictures = {
+            kind: stack.enter_context(atomic_path(path))
+            for kind, path in paths.items()
+            if kind != "json"
+        }
+        write_png(pictures["image"], picture(result.image, labels))
         if gif:
-            _write_gif(
-                temporary["gif"], [picture(images, labels) for _, images in frames], frame_ms
-            )
-        temporary["json"].write_text(text, encoding="utf-8")
+            _write_gif(pictures["gif"], [picture(images, labels) for _, images in frames], frame_ms)
+        record["sha256"] = {kind: file_sha256(tmp) for kind, tmp in pictures.items()}
+        sidecar_tmp.write_text(json_text(record), encoding="utf-8")
+        paths["json"].unlink(missing_ok=True)
     return paths
+
+
+def read_result(out_path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of a complete result; ``UserError`` if it is missing or does not describe the
+    pictures beside it (a write that was interrupted, or files changed since)."""
+    paths = result_paths(out_path)
+    if not paths["json"].is_file():
+        raise UserError(f"{paths['image']} has no sidecar {paths['json'].name}: it is incomplete")
+    record = read_json(paths["json"])
+    for kind, digest in dict(record.get("sha256") or {}).items():
+        path = paths["image"].with_name(record["files"][kind])
+        if not path.is_file() or file_sha256(path) != digest:
+            raise UserError(f"{path} does not match its sidecar {paths['json'].name}")
+    return record
 
 
 def _write_gif(path: Path, frames: Sequence[np.ndarray], frame_ms: int) -> None:
     import imageio.v3 as iio
 
     stack = np.stack([to_uint8(frame) for frame in frames])
-    iio.imwrite(path, stack, extension=".gif", duration=frame_ms, loop=0)
+    with open(path, "wb") as handle:  # closed here, even on a full disk
+        iio.imwrite(handle, stack, extension=".gif", duration=frame_ms, loop=0)

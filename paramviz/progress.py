@@ -11,11 +11,15 @@ import sys
 from typing import Any
 
 
+def wanted(enabled: bool | None = None) -> bool:
+    """Whether to draw a bar: ``enabled``, or ``None`` for "only on a terminal" (for code that
+    takes a plain flag and draws with tqdm's defaults, which end a bar's line)."""
+    return sys.stderr.isatty() if enabled is None else enabled
+
+
 def bar(iterable: Any = None, *, enabled: bool | None = None, **options: Any) -> Any:
     """A ``tqdm`` bar with the policy above (``options`` go to tqdm)."""
     from tqdm.auto import tqdm
 
     terminal = sys.stderr.isatty()
-    if enabled is None:
-        enabled = terminal
-    return tqdm(iterable, disable=not enabled, leave=not terminal, **options)
+    return tqdm(iterable, disable=not wanted(enabled), leave=not terminal, **options)

@@ -8,19 +8,46 @@ command line and the demo are thin callers of these functions; so is any script.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from paramviz import objectives, outputs, param, render
+import transforms as transforms_lib
+from paramviz import budget, objectives, outputs, param, render
 from paramviz.backbones import Backbone, style_preset
+from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
 from paramviz.io import save_png
+from paramviz.objectives.parse import channel_ranges
 
-PARAMETERISATIONS = ("pixel", "fourier")
+PARAMETERISATIONS = ("pixel", "fourier", "maco")
+OPTIMIZERS = ("adam", "lbfgs")
+STYLE_LOSSES = ("l1", "mse")
+STARTS = ("content", "noise", "image")  # "image": the init_image the task is given
+SEEDS = range(2**32)  # JAX keys hold 32 bits of a seed (64-bit mode is off): larger ones collide
+
+
+def _check(name: str, ok: bool, wanted: str, value: Any) -> None:
+    if not ok:
+        raise UserError(f"{name} must be {wanted}, got {value!r}")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float | np.number)
+        and not isinstance(value, bool)
+        and (math.isfinite(value))
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +63,25 @@ class RenderSettings:
     seed: int = 0
     save_every: int = 0
     tv_weight: float = 0.0
-    progress: bool = True
+    progress: bool | None = None  # None: a bar on a terminal only (paramviz.progress)
+    force: bool = False  # render even when the memory estimate exceeds what the machine has
+
+    def __post_init__(self) -> None:
+        """Absurd values fail here, before anything is built."""
+        _check("param", self.param in PARAMETERISATIONS, f"one of {PARAMETERISATIONS}", self.param)
+        _check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}", self.optimizer)
+        _check("steps", _whole(self.steps) and self.steps >= 0, "a whole number >= 0", self.steps)
+        _check("lr", _finite(self.lr) and self.lr > 0, "a finite number above 0", self.lr)
+        _check("seed", _whole(self.seed) and self.seed in SEEDS, "in 0 .. 2**32 - 1", self.seed)
+        _check(
+            "save_every", _whole(self.save_every) and self.save_every >= 0, ">= 0", self.save_every
+        )
+        _check(
+            "tv_weight",
+            _finite(self.tv_weight) and self.tv_weight >= 0,
+            "finite, >= 0",
+            self.tv_weight,
+        )
 
     def thresholds(self) -> tuple[int, ...]:
         """The snapshot steps ``save_every`` asks for."""
@@ -55,6 +100,38 @@ class StyleSettings:
     content_weight: float = 1.0
     style_loss: str = "l1"
     init: str = "content"
+    smoothing: str = "none"  # SWAG: objectives.SMOOTHING
+    style_blend_weights: tuple[float, ...] | None = None  # one per style picture; None: equal
+    original_colors: bool = False  # keep the content's colours (neural-style's luminance transfer)
+
+    def __post_init__(self) -> None:
+        """Absurd values fail here, before anything is built."""
+        for name in ("style_weight", "content_weight"):
+            value = getattr(self, name)
+            _check(name, _finite(value) and value >= 0, "a finite number >= 0", value)
+        _check(
+            "style_loss", self.style_loss in STYLE_LOSSES, f"one of {STYLE_LOSSES}", self.style_loss
+        )
+        _check("init", self.init in STARTS, f"one of {STARTS}", self.init)
+        smoothing = objectives.SMOOTHING
+        _check("smoothing", self.smoothing in smoothing, f"one of {smoothing}", self.smoothing)
+        if self.style_blend_weights is not None:
+            blend = self.style_blend_weights
+            _check(
+                "style_blend_weights",
+                all(_finite(w) and w >= 0 for w in blend) and sum(blend) > 0,
+                "finite numbers >= 0, not all 0",
+                blend,
+            )
+        colours = self.original_colors
+        _check("original_colors", isinstance(colours, bool), "True or False", colours)
+
+    def blend_shares(self, count: int) -> tuple[float, ...]:
+        """Each of ``count`` style pictures' share of the blended Gram targets (summing to 1)."""
+        weights = self.style_blend_weights or (1.0,) * count
+        if len(weights) != count:
+            raise UserError(f"{len(weights)} style blend weights for {count} style pictures")
+        return tuple(float(w) / float(sum(weights)) for w in weights)
 
 
 def make_param(
@@ -66,54 +143,274 @@ def make_param(
     decorrelate: bool = True,
     init: Any = None,
 ) -> param.ImageParam:
-    """The parameterisation called ``kind`` (``pixel`` or ``fourier``), from noise or ``init``."""
+    """The parameterisation called ``kind`` (:data:`PARAMETERISATIONS`), from noise or ``init``."""
     if kind not in PARAMETERISATIONS:
         raise UserError(f"unknown parameterisation {kind!r}; choose one of {PARAMETERISATIONS}")
-    make = param.fourier if kind == "fourier" else param.pixel
+    # fourier: Lucid's, with the gain of photographs (param.photo_gain): under Adam, Lucid's 1/f
+    # gain grows a 2-px checkerboard where a network barely looks (experiments/README.md)
+    fourier = functools.partial(param.fourier, gain="photo")
+    make = {"pixel": param.pixel, "fourier": fourier, "maco": param.maco}[kind]
     return make(hw, batch, key=jax.random.PRNGKey(seed), decorrelate=decorrelate, init=init)
 
 
-def style_transfer(
-    backbone: Backbone,
-    style_image: np.ndarray,
-    content_image: np.ndarray | None,
-    output: str | Path,
-    settings: RenderSettings = RenderSettings(),
-    style: StyleSettings = StyleSettings(),
-    record: Mapping[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Style transfer onto ``content_image``, or texture synthesis when it is ``None``.
+StylePictures = np.ndarray | Sequence[np.ndarray]
+"""One style picture ``(H, W, 3)``, or several whose Gram targets are blended."""
 
-    ``record`` adds entries to the sidecar's settings (e.g. the input paths). Returns the files
-    written, ``{kind: path}``.
+
+def style_pictures(style_image: StylePictures) -> list[np.ndarray]:
+    """``style_image`` as a list of pictures (one picture is a list of one)."""
+    if isinstance(style_image, np.ndarray | jax.Array) and np.ndim(style_image) == 3:
+        return [style_image]
+    pictures = list(style_image)
+    if not pictures:
+        raise UserError("no style picture given")
+    return pictures
+
+
+def blended_style_targets(
+    backbone: Backbone, style_image: StylePictures, layers: Sequence[str], style: StyleSettings
+) -> dict[str, jax.Array]:
+    """The Gram targets of the style picture, or the weighted average of several pictures' (by
+    ``style.style_blend_weights``, as neural-style's ``-style_blend_weights``): one target per
+    layer either way, so the objective is the same function."""
+    pictures = style_pictures(style_image)
+    targets = [
+        objectives.style_targets(backbone, picture, layers, style.smoothing) for picture in pictures
+    ]
+    if len(targets) == 1:
+        return targets[0]
+    shares = style.blend_shares(len(targets))
+    return {
+        layer: sum(share * target[layer] for share, target in zip(shares, targets, strict=True))
+        for layer in layers
+    }
+
+
+def style_objective(
+    style_net: Backbone,
+    style_image: StylePictures,
+    style_layers: Sequence[str],
+    *,
+    content_image: np.ndarray | None = None,
+    content_layers: Sequence[str] = (),
+    content_net: Backbone | None = None,
+    style: StyleSettings = StyleSettings(),
+    joint: bool = False,
+    tv_weight: float = 0.0,
+) -> objectives.Objective:
+    """The objective of a style transfer (texture without ``content_image``): the one
+    ``paramviz style`` and the experiments' style cells both optimise.
+
+    ``content_net`` other than ``style_net`` is read as network ``"content"``; ``joint``: the
+    content picture rides in the batch under the same transforms (see
+    :func:`paramviz.objectives.with_reference`).
     """
+    content_targets = {}
+    if content_image is not None:
+        content_targets = objectives.content_targets(
+            content_net or style_net, content_image, content_layers, style.smoothing
+        )
+    separate = content_net is not None and content_net is not style_net
+    return objectives.normalised_style_transfer(
+        blended_style_targets(style_net, style_image, style_layers, style),
+        content_targets,
+        style_weight=style.style_weight,
+        content_weight=style.content_weight,
+        style_loss=style.style_loss,
+        smoothing=style.smoothing,
+        joint=joint,
+        content_network="content" if separate else objectives.MAIN,
+        tv_weight=tv_weight,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """The pictures of one stage of a style transfer, each at the size it is read at.
+
+    ``hw``: the size of a texture (no ``content``), by default the first style picture's; a
+    style transfer is the content picture's size.
+    """
+
+    style: StylePictures
+    content: np.ndarray | None = None
+    hw: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleJob:
+    """One stage of a style transfer, checked and ready to render: the objective, the
+    transforms, the picture size and what the sidecar records."""
+
+    objective: objectives.Objective
+    transforms: render.Transform
+    hw: tuple[int, int]
+    content_image: np.ndarray | None
+    record: dict[str, Any]
+
+
+def prepare_style(
+    backbone: Backbone, stage: Stage, settings: RenderSettings, style: StyleSettings
+) -> StyleJob:
+    """The checked :class:`StyleJob` of one stage: layers and sizes are checked and the memory
+    estimated before anything is rendered."""
+    pictures = style_pictures(stage.style)
+    content_image = stage.content
     preset_style, preset_content = style_preset(backbone)
     style_layers = list(style.style_layers or preset_style)
     content_layers = []
     if content_image is not None:
         content_layers = list(style.content_layers or preset_content)
-    hw = (content_image if content_image is not None else style_image).shape[:2]
-    backbone.check_layers(style_layers + content_layers, style_image.shape[:2])
-    backbone.check_layers(style_layers + content_layers, hw)
-    content_targets = {}
-    if content_layers:
-        content_targets = objectives.content_targets(backbone, content_image, content_layers)
-    objective = objectives.style_transfer_objective(
-        content_targets,
-        objectives.style_targets(backbone, style_image, style_layers),
-        content_weight=style.content_weight,
-        style_weight=style.style_weight,
+    hw = tuple(
+        content_image.shape[:2] if content_image is not None else stage.hw or pictures[0].shape[:2]
+    )
+    style.blend_shares(len(pictures))  # as many blend weights as pictures
+    for image_hw in (*(picture.shape[:2] for picture in pictures), hw):
+        check_input_size(backbone, style_layers + content_layers, image_hw)
+        backbone.check_layers(style_layers + content_layers, image_hw)
+    for picture in pictures:  # the forward pass that reads its Gram targets
+        needed, _ = budget.forward_bytes(backbone, style_layers, picture.shape[:2], ())
+        what = f"reading a {picture.shape[0]}x{picture.shape[1]} style picture with {backbone.arch}"
+        budget.check_fits(needed, what, settings.force, "use a smaller --style-scale or --size")
+    joint = content_image is not None and settings.transforms != "none"
+    objective = style_objective(
+        backbone,
+        pictures,
+        style_layers,
+        content_image=content_image,
+        content_layers=content_layers,
+        style=style,
+        joint=joint,
         tv_weight=settings.tv_weight,
-        style_loss=style.style_loss,
     )
-    from_content = style.init == "content" and content_image is not None
-    init = content_image[None] if from_content else None
-    image_param = make_param(
-        settings.param, 1, hw, seed=settings.seed, decorrelate=settings.decorrelate, init=init
+    check_render(objective, backbone, 1 + joint, hw, settings)
+    transforms = render.resolve_transforms(settings.transforms)
+    if joint:  # the content picture is compared under the same transform draw
+        transforms = objectives.with_reference(transforms, content_image[None])
+    record = {
+        "style_layers": style_layers,
+        "content_layers": content_layers,
+        "style_sizes": [list(picture.shape[:2]) for picture in pictures],
+    }
+    return StyleJob(objective, transforms, hw, content_image, record)
+
+
+def style_start(
+    job: StyleJob, style: StyleSettings, init_image: np.ndarray | None
+) -> np.ndarray | None:
+    """The picture a stage starts from (``None``: noise): ``init_image`` resized to the stage's
+    size when ``style.init == "image"``, else the content picture when ``"content"``."""
+    if style.init == "image":
+        if init_image is None:
+            raise UserError("init 'image' needs the picture to start from (init_image)")
+        return resized(init_image, job.hw)
+    if style.init == "content" and job.content_image is not None:
+        return job.content_image
+    return None
+
+
+def resized(image: np.ndarray, hw: Sequence[int]) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` at ``hw`` (Lanczos, clipped to [0, 1]); unchanged when it fits."""
+    image = np.asarray(image, np.float32)
+    if image.shape[:2] == tuple(hw):
+        return image
+    shape = (*hw, image.shape[-1])
+    return np.clip(np.asarray(jax.image.resize(image, shape, "lanczos3")), 0.0, 1.0)
+
+
+YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+"""RGB -> YIQ: luminance Y and the two chroma channels I, Q (NTSC)."""
+
+
+def original_colours(pictures: np.ndarray, content_image: np.ndarray) -> np.ndarray:
+    """The pictures' luminance with the content picture's chroma (YIQ), clipped to [0, 1]:
+    neural-style's ``-original_colors 1``, so only the style's texture is transferred."""
+    luminance = np.asarray(pictures, np.float32) @ YIQ[0]
+    chroma = np.broadcast_to(
+        np.asarray(content_image, np.float32) @ YIQ[1:].T, (*luminance.shape, 2)
     )
-    layers = {"style_layers": style_layers, "content_layers": content_layers}
-    settings_record = {**dataclasses.asdict(style), **(record or {}), **layers}
-    return render_and_save(objective, image_param, backbone, output, settings, settings_record)
+    yiq = np.concatenate([luminance[..., None], chroma], axis=-1)
+    return np.clip(yiq @ np.linalg.inv(YIQ).T, 0.0, 1.0).astype(np.float32)
+
+
+def style_transfer(
+    backbone: Backbone,
+    style_image: StylePictures,
+    content_image: np.ndarray | None,
+    output: str | Path,
+    settings: RenderSettings = RenderSettings(),
+    style: StyleSettings = StyleSettings(),
+    record: Mapping[str, Any] | None = None,
+    *,
+    init_image: np.ndarray | None = None,
+    texture_hw: tuple[int, int] | None = None,
+) -> dict[str, Path]:
+    """Style transfer onto ``content_image``, or texture synthesis when it is ``None`` (of
+    ``texture_hw``, by default the style picture's size).
+
+    ``style_image`` may be several pictures (their Gram targets blended by
+    ``style.style_blend_weights``); ``init_image`` is the start when ``style.init == "image"``.
+    ``record`` adds entries to the sidecar's settings (e.g. the input paths). Returns the files
+    written, ``{kind: path}``.
+    """
+    return multiscale_style_transfer(
+        backbone,
+        [Stage(style_image, content_image, texture_hw)],
+        output,
+        settings,
+        style,
+        record,
+        init_image=init_image,
+    )
+
+
+def multiscale_style_transfer(
+    backbone: Backbone,
+    stages: Sequence[Stage],
+    output: str | Path,
+    settings: RenderSettings = RenderSettings(),
+    style: StyleSettings = StyleSettings(),
+    record: Mapping[str, Any] | None = None,
+    *,
+    init_image: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """A style transfer in stages, small to large, as neural-style users render large pictures:
+    ``stages`` holds each stage's pictures at its size; each stage after the first starts from
+    the one before, upsampled. Every stage is checked before the first renders; only the last is
+    written (its sidecar lists every stage's size)."""
+    if not stages:
+        raise UserError("a style transfer needs at least one stage")
+    if style.original_colors and stages[-1].content is None:
+        raise UserError("original colours need a content picture (paramviz style)")
+    jobs = [prepare_style(backbone, stage, settings, style) for stage in stages]
+    start = style_start(jobs[0], style, init_image)
+    for job in jobs[:-1]:
+        image_param = _style_param(job, settings, start)
+        result = run_render(job.objective, image_param, backbone, settings, job.transforms)
+        start = result.image[0]
+    final = jobs[-1]
+    finish = None
+    if style.original_colors:
+        finish = functools.partial(original_colours, content_image=final.content_image)
+    stage_sizes = {"stage_sizes": [list(job.hw) for job in jobs]} if len(jobs) > 1 else {}
+    settings_record = {**dataclasses.asdict(style), **(record or {}), **final.record, **stage_sizes}
+    return render_and_save(
+        final.objective,
+        _style_param(final, settings, start),
+        backbone,
+        output,
+        settings,
+        settings_record,
+        transforms=final.transforms,
+        finish=finish,
+    )
+
+
+def _style_param(job: StyleJob, settings: RenderSettings, start: np.ndarray | None):
+    init = None if start is None else resized(start, job.hw)[None]
+    return make_param(
+        settings.param, 1, job.hw, seed=settings.seed, decorrelate=settings.decorrelate, init=init
+    )
 
 
 def visualize(
@@ -124,16 +421,34 @@ def visualize(
     settings: RenderSettings = RenderSettings(transforms="standard", steps=512),
     relu_redirect_steps: int = 16,
     record: Mapping[str, Any] | None = None,
+    *,
+    copies: int = 1,
+    init_image: np.ndarray | None = None,
 ) -> dict[str, Path]:
-    """Activation maximisation of the units ``specs`` name, one image each, as a labelled sheet."""
-    objective, units = objectives.batch_objective(specs)
-    layers = sorted({layer for _, layer in objective.layers} - objectives.PSEUDO_LAYERS)
+    """Activation maximisation of the units ``specs`` name, one image each, as a labelled sheet.
+
+    ``copies`` renders each unit from that many random starts (one batch); ``init_image``
+    starts every image from that picture instead of noise. A network that runs at one input
+    size only (see :mod:`paramviz.backbones.input_size`) gets each transformed batch resized to
+    it, so ``size`` is free.
+    """
+    _check("size", _whole(size) and size >= 1, "a whole number of pixels >= 1", size)
     hw = (size, size)
-    backbone.check_layers(layers, hw)
+    check_channel_ranges(backbone, specs, hw)
+    objective, units = objectives.batch_objective(specs, copies)
+    layers = sorted({layer for _, layer in objective.layers} - objectives.PSEUDO_LAYERS)
+    backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
     if settings.tv_weight:
         objective = objective - settings.tv_weight * objectives.total_variation(objectives.IMAGE)
+    check_render(objective, backbone, len(units), hw, settings)
+    init = None if init_image is None else np.repeat(resized(init_image, hw)[None], len(units), 0)
     image_param = make_param(
-        settings.param, len(units), hw, seed=settings.seed, decorrelate=settings.decorrelate
+        settings.param,
+        len(units),
+        hw,
+        seed=settings.seed,
+        decorrelate=settings.decorrelate,
+        init=init,
     )
     extra = {"objective": list(specs), "units": units, "size": size, **(record or {})}
     extra["relu_redirect_steps"] = relu_redirect_steps
@@ -149,6 +464,118 @@ def visualize(
     )
 
 
+def check_channel_ranges(backbone: Backbone, specs: Sequence[str], hw: tuple[int, int]) -> None:
+    """A channel range (``layer:0-15``) past its layer's channels fails before it is expanded
+    into one objective per channel (``relu3_1:0-99999999`` would be a hundred million)."""
+    ranges = channel_ranges(specs)
+    layers = sorted({found.layer for found in ranges})
+    if not layers:
+        return
+    network_hw = fixed_input_size(backbone, layers) or hw
+    backbone.check_layers(layers, network_hw)
+    shapes = _layer_shapes(backbone, layers, 1, network_hw)
+    for found in ranges:
+        channels = shapes[found.layer][-1]
+        if found.stop >= channels:
+            raise UserError(
+                f"channel range {found.text!r} goes past the {channels} channels of "
+                f"{found.layer} (0-{channels - 1})"
+            )
+
+
+def network_transform(
+    transforms: render.Transform | str | None, backbone: Backbone, layers: Sequence[str]
+) -> render.Transform:
+    """The random transforms, then a resize to the network's input size when ``layers`` are
+    reached through a linear layer on a flattened map (that network runs at one size only)."""
+    transform = render.resolve_transforms(transforms)
+    fixed = fixed_input_size(backbone, layers)
+    if fixed is None:
+        return transform
+    return transforms_lib.compose(transform, transforms_lib.resize_to(*fixed))
+
+
+def check_render(
+    objective: objectives.Objective,
+    backbone: Backbone,
+    batch: int,
+    hw: tuple[int, int],
+    settings: RenderSettings,
+) -> None:
+    """Before any array is built: the memory estimate (:mod:`paramviz.budget`) against what
+    the machine has (unless ``settings.force``), and every index the objective takes."""
+    layers = render.required_layers(objective, {objectives.MAIN: backbone})[objectives.MAIN]
+    transform = network_transform(settings.transforms, backbone, layers)
+    needed = budget.render_bytes(
+        backbone,
+        layers,
+        batch,
+        hw,
+        transform,
+        steps=settings.steps,
+        snapshots=len(settings.thresholds()),
+    )
+    what = f"rendering {batch} image(s) of {hw[0]}x{hw[1]} with {backbone.arch}"
+    budget.check_fits(needed, what, settings.force)
+    shapes = _layer_shapes(backbone, layers, batch, hw, transform)
+    objective.check_indices({objectives.MAIN: shapes})
+
+
+def _layer_shapes(
+    backbone: Backbone,
+    layers: Sequence[str],
+    batch: int,
+    hw: tuple[int, int],
+    transform: render.Transform | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """Abstract output shapes of ``layers`` for a (transformed) batch: no memory, no FLOPs."""
+    transform = transform or render.resolve_transforms(None)
+    images = jax.ShapeDtypeStruct((batch, *hw, 3), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    shapes = jax.eval_shape(lambda x: backbone(transform(key, x), tuple(layers)), images)
+    return {name: tuple(shape.shape) for name, shape in shapes.items()}
+
+
+def snapshot_path(output: str | Path, step: int) -> Path:
+    """Where the snapshot of ``step`` goes (``out_step00020.png`` beside ``out.png``)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_step{step:05d}.png")
+
+
+def output_files(output: str | Path, settings: RenderSettings) -> list[Path]:
+    """Every file a render with ``settings`` writes: the picture first, then its sidecar, its
+    GIF and its snapshots (so they can all be checked against the inputs beforehand)."""
+    thresholds = settings.thresholds()
+    files = outputs.result_paths(output, gif=bool(thresholds))
+    return [*files.values(), *(snapshot_path(output, step) for step in thresholds)]
+
+
+def run_render(
+    objective: objectives.Objective,
+    image_param: param.ImageParam,
+    backbone: Backbone,
+    settings: RenderSettings,
+    transforms: render.Transform | str | None = None,
+    **render_options: Any,
+) -> render.RenderResult:
+    """:func:`paramviz.render.render` with ``settings`` (``transforms``: instead of the
+    settings' preset), on the network's input size."""
+    layers = render.required_layers(objective, {objectives.MAIN: backbone})[objectives.MAIN]
+    return render.render(
+        objective,
+        image_param,
+        backbone,
+        transforms=network_transform(transforms or settings.transforms, backbone, layers),
+        steps=settings.steps,
+        optimizer=settings.optimizer,
+        learning_rate=settings.lr,
+        seed=settings.seed,
+        thresholds=settings.thresholds(),
+        progress=settings.progress,
+        **render_options,
+    )
+
+
 def render_and_save(
     objective: objectives.Objective,
     image_param: param.ImageParam,
@@ -158,32 +585,32 @@ def render_and_save(
     record: Mapping[str, Any],
     *,
     labels: Sequence[str] | None = None,
+    transforms: render.Transform | str | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
     **render_options: Any,
 ) -> dict[str, Path]:
-    """Render with ``settings`` and write PNG + JSON (+ GIF and snapshots with ``save_every``)."""
+    """Render with ``settings`` and write PNG + JSON (+ GIF and snapshots with ``save_every``);
+    ``finish`` maps every picture written (e.g. :func:`original_colours`)."""
     output = Path(output)
     if output.suffix.lower() != ".png":
         raise UserError(f"--output must end in .png: {output}")
+    finish = finish or np.asarray
     thresholds = settings.thresholds()
 
     def save_snapshot(step: int, image: np.ndarray, loss: float) -> None:
-        snapshot = output.with_name(f"{output.stem}_step{step:05d}.png")
-        save_png(snapshot, outputs.picture(image, labels))
+        save_png(snapshot_path(output, step), outputs.picture(finish(image), labels))
 
-    result = render.render(
+    result = run_render(
         objective,
         image_param,
         backbone,
-        transforms=settings.transforms,
-        steps=settings.steps,
-        optimizer=settings.optimizer,
-        learning_rate=settings.lr,
-        seed=settings.seed,
-        thresholds=thresholds,
+        settings,
+        transforms,
         callback=save_snapshot if thresholds else None,
-        progress=settings.progress,
         **render_options,
     )
+    snapshots = {step: finish(images) for step, images in result.snapshots.items()}
+    result = dataclasses.replace(result, image=finish(result.image), snapshots=snapshots)
     written = {**dataclasses.asdict(settings), **record}
     return outputs.save_result(
         result, output, written, backbones=backbone, labels=labels, gif=bool(thresholds)

@@ -38,7 +38,11 @@ def fake_result(batch: int = 1, snapshot_steps=(0, 5)) -> RenderResult:
 
 
 def fake_backbone() -> Backbone:
-    metadata = {"source_sha256": "ab" * 32, "arch_options": json.dumps({"pooling": "avg"})}
+    metadata = {
+        "source_sha256": "ab" * 32,
+        "weights_sha256": "cd" * 32,
+        "arch_options": json.dumps({"pooling": "avg"}),
+    }
     return Backbone(variables={}, module=None, arch="vgg19", layer_names=(), metadata=metadata)
 
 
@@ -55,7 +59,8 @@ def test_png_gif_and_sidecar_are_written_and_json_round_trips(tmp_path):
     assert record["seed"] == 3
     assert record["settings"] == {"objective": "relu4_1:3", "steps": 10, "size": [H, W], "lr": 0.05}
     assert record["networks"]["main"]["arch"] == "vgg19"
-    assert record["networks"]["main"]["weights_sha256"] == "ab" * 32
+    assert record["networks"]["main"]["weights_sha256"] == "cd" * 32
+    assert record["networks"]["main"]["source_sha256"] == "ab" * 32
     assert record["networks"]["main"]["metadata"]["arch_options"] == {"pooling": "avg"}
     assert record["result"]["terms"] == {"style": -0.5, "tv": -0.4}
     assert record["result"]["losses"][0] == 2.0 and len(record["result"]["losses"]) == 10

@@ -230,11 +230,14 @@ def test_list_shows_registry_and_cache_state(capsys):
     registry.converted_path("resnet50").parent.mkdir(parents=True)
     registry.converted_path("resnet50").write_bytes(b"")
     assert main(["weights", "list"]) == 0
-    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    registry_table, cache_table = capsys.readouterr().out.split("Weights files in the cache")
+    rows = {line.split()[0]: line.split() for line in registry_table.splitlines()[1:] if line}
     assert set(registry.REGISTRY) <= set(rows)
     assert rows["resnet50"][-2:] == ["-", "yes"]
     assert rows["vgg19"][-2:] == ["-", "-"]
     assert rows["resnet50-restricted-imagenet-l2-eps3"][3] == "9"
+    cached = {line.split()[0]: line.split() for line in cache_table.splitlines()[2:]}
+    assert cached["resnet50"][1:3] == ["?", "fetched"]  # an unreadable file is listed, not fatal
 
 
 def test_info_describes_both_kinds_of_file_without_writing(plain, plain_converted, capsys):

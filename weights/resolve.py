@@ -1,19 +1,54 @@
-"""What ``--weights`` names: a converted file, a fetched registry entry, or random weights."""
+"""What ``--weights`` names: a converted file, a fetched registry entry, a weights file in the
+cache by name (converted or trained), or random weights."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from paramviz import backbones
+from paramviz import backbones, paths
 from paramviz.backbones import Backbone
 from paramviz.errors import UserError
 from weights import registry
 
 RANDOM = "random"
+SUFFIX = ".safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedWeights:
+    """A weights file in the cache: ``name`` (its stem) is what ``--weights`` takes."""
+
+    name: str
+    path: Path
+    kind: str  # "converted" (weights fetch / convert) or "trained" (paramviz train, the demo)
+    arch: str  # "?" when the file cannot be read
+    registry_entry: bool  # a fetched registry entry (converted/NAME.safetensors)
+
+
+def cached_weights() -> list[CachedWeights]:
+    """Every finished weights file under ``$PARAMVIZ_HOME``'s converted and trained folders
+    (not the hidden ones in progress), sorted by kind and name."""
+    found = []
+    for kind, folder in (("converted", paths.converted_dir()), ("trained", paths.trained_dir())):
+        for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else ():
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            name = path.name.removesuffix(SUFFIX)
+            fetched = kind == "converted" and name in registry.REGISTRY
+            found.append(CachedWeights(name, path, kind, _arch_of(path), fetched))
+    return found
+
+
+def _arch_of(path: Path) -> str:
+    try:
+        return backbones.read_metadata(path).get("arch", "?")
+    except UserError:
+        return "?"
 
 
 def resolve_backbone(weights: str, arch: str | None = None, **overrides: Any) -> Backbone:
@@ -40,15 +75,26 @@ def resolve_backbone(weights: str, arch: str | None = None, **overrides: Any) ->
 
 
 def weights_path(weights: str) -> Path:
-    """A file path as is; a name without a suffix is a registry entry that must be fetched."""
+    """A file path as is; a name without a suffix is a registry entry (which must be fetched)
+    or the name of a weights file in the cache (:func:`cached_weights`)."""
     path = Path(weights)
-    if path.suffix:
+    if path.suffix or len(path.parts) > 1 or path.is_file():
         return path
-    entry = registry.get(weights)  # UserError with suggestions for unknown names
-    path = registry.converted_path(entry.name)
-    if not path.is_file():
-        raise UserError(
-            f"weights {entry.name!r} are not in the cache ({path}); "
-            f"run `paramviz weights fetch {entry.name}` first"
-        )
-    return path
+    if weights in registry.REGISTRY:
+        path = registry.converted_path(weights)
+        if not path.is_file():
+            raise UserError(
+                f"weights {weights!r} are not in the cache ({path}); "
+                f"run `paramviz weights fetch {weights}` first"
+            )
+        return path
+    cached = {item.name: item.path for item in cached_weights()}
+    if weights in cached:
+        return cached[weights]
+    known = [*registry.REGISTRY, *cached]
+    close = difflib.get_close_matches(weights, known, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise UserError(
+        f"unknown weights {weights!r}: not a file, a registry name or a weights file in the "
+        f"cache.{hint} `paramviz weights list` shows them all."
+    )

@@ -22,8 +22,9 @@ PLUGINS_VARIABLE = "PARAMVIZ_PLUGINS"
 
 def build_parser() -> argparse.ArgumentParser:
     from paramviz.cli import demo, experiments, inspect, render, train, weights
+    from paramviz.cli.common import Parser
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="paramviz",
         description="Feature visualisation, style transfer and texture synthesis in JAX.",
     )

@@ -11,6 +11,15 @@ from typing import Any
 from paramviz.errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one ``paramviz: error: ...`` line like every other
+    (a :class:`UserError`), not a usage block."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("paramviz").strip()
+        raise UserError(f"{command}: {message}" if command else message)
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows each flag's default (unless it has none, or its help already says)."""
 
@@ -27,6 +36,23 @@ def add_command(
     atop its own ``--help``, which shows every flag's default."""
     return subparsers.add_parser(
         name, help=summary, description=description or summary, formatter_class=HelpFormatter
+    )
+
+
+def add_progress_flags(parser: argparse.ArgumentParser, off: str = "--quiet") -> None:
+    """``--progress`` / ``off`` (``--quiet`` or ``--no-progress``) into ``args.progress``: True,
+    False, or None (the default: a bar only when the output is a terminal, so a log gets none)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_const",
+        const=True,
+        default=None,
+        help="draw progress bars even when the output is not a terminal (default: only on one)",
+    )
+    group.add_argument(
+        off, dest="progress", action="store_const", const=False, help="no progress bars"
     )
 
 

@@ -1,19 +1,32 @@
-"""``paramviz demo``: a style transfer, a texture and a neuron visualisation, offline.
+"""``paramviz demo``: a style transfer, a texture and a neuron visualisation.
 
-Weights, best first: the real normalised VGG-19 trunk (converted once into the cache from
-``$PARAMVIZ_SHARED/weights`` or ``../shared/weights`` beside the checkout), else a small texture
-network trained on scikit-image's textures (cached after the first run). Inputs are scikit-image's
-bundled pictures, so nothing is downloaded. Each picture is made by the same library functions a
-command line calls, and the equivalent command is printed so it can be re-run by hand.
+Weights, best first (:func:`demo_weights`):
+
+1. real weights already on this machine: a VGG fetched from the registry, else the real
+   normalised VGG-19 trunk (converted once into the cache from ``$PARAMVIZ_SHARED/weights`` or
+   ``../shared/weights`` beside the checkout), else any other fetched registry entry;
+2. else the registry's normalised VGG-19, fetched now (resumable, checked, with a progress bar);
+3. else, when it cannot be fetched (no network), a small VGG-16 trained offline on
+   scikit-image's textures (``experiments.train.DEMO_CONFIG``; cached after the first run).
+
+The demo says which it took and why. Inputs are scikit-image's bundled pictures. Each picture is
+made by the same library functions a command line calls, and the equivalent command is printed
+so it can be re-run by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from pathlib import Path
 
-from paramviz.cli.common import add_command
+from paramviz.cli.checks import positive, whole
+from paramviz.cli.common import add_command, add_progress_flags
+
+DEMO_REGISTRY_ENTRY = "vgg19-normalised"
+PREFERRED_FETCHED = ("vgg19-normalised", "vgg19", "vgg16")  # VGGs transfer style best
+CHANNEL_COUNT = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,28 +34,84 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = add_command(
         subparsers,
         "demo",
-        "render a style transfer, a texture and a neuron visualisation offline",
-        "Render a style transfer, a texture and a sheet of channel visualisations "
-        "from scikit-image's pictures, with the best weights this machine has, and print "
-        "where they are.",
+        "render a style transfer, a texture and a neuron visualisation",
+        "Render a style transfer, a texture and a sheet of channel visualisations from "
+        "scikit-image's pictures with the best weights this machine has or can fetch (real "
+        "weights in the cache, else the registry's normalised VGG-19, else a small network "
+        "trained offline), say which, and print where the pictures are.",
     )
-    demo.add_argument("-o", "--output", default="paramviz-demo", help="output folder")
-    demo.add_argument("--steps", type=int, default=200, help="optimiser steps per picture")
-    demo.add_argument("--size", type=int, default=160, help="picture size in pixels")
+    demo.add_argument(
+        "-o", "--output", default="paramviz-demo", help="output folder (created if needed)"
+    )
+    demo.add_argument("--steps", type=positive, default=200, help="optimiser steps per picture")
+    demo.add_argument("--size", type=whole(16), default=160, help="picture size in pixels")
+    add_progress_flags(demo)
     demo.set_defaults(run=run_demo)
 
 
-def demo_weights() -> Path:
-    """A converted weights file for the demo, making it if needed (see the module docstring)."""
+@dataclasses.dataclass(frozen=True)
+class DemoWeights:
+    """The weights the demo uses and why (printed)."""
+
+    path: Path
+    why: str
+
+
+def cached_real_weights() -> DemoWeights | None:
+    """Real weights already on this machine (see the module docstring), else None."""
+    from weights import registry
     from weights.local import real_vgg_trunk
 
+    fetched = [e.name for e in registry.entries() if registry.converted_path(e.name).is_file()]
+    for name in [name for name in PREFERRED_FETCHED if name in fetched]:
+        return DemoWeights(registry.converted_path(name), f"the registry's {name}, fetched before")
     trunk = real_vgg_trunk()
     if trunk is not None:
-        return trunk
-    from experiments.train import ensure_demo_backbone
+        return DemoWeights(trunk, "the real normalised VGG-19 trunk (to conv3_1) from ../shared")
+    for name in fetched:
+        return DemoWeights(registry.converted_path(name), f"the registry's {name}, fetched before")
+    return None
 
-    print("no real weights found: using a small texture network trained on scikit-image textures")
-    return ensure_demo_backbone(progress=True)
+
+def demo_weights(progress: bool | None = None) -> DemoWeights:
+    """The best weights this machine has or can fetch, else the offline-trained network."""
+    from experiments.train import demo_backbone_path, ensure_demo_backbone
+    from paramviz.errors import UserError
+    from paramviz.progress import wanted
+    from weights.convert import convert_registered
+
+    found = cached_real_weights()
+    if found is not None:
+        return found
+    print(f"no real weights in the cache: fetching the registry's {DEMO_REGISTRY_ENTRY} (once)")
+    try:
+        path = convert_registered(DEMO_REGISTRY_ENTRY, progress=progress)
+        return DemoWeights(path, f"the registry's {DEMO_REGISTRY_ENTRY}, fetched now")
+    except UserError as err:
+        print(f"  it could not be fetched: {err}")
+    if demo_backbone_path().is_file():
+        print("using the offline network instead (trained on an earlier run)")
+    else:
+        print("training the offline network instead (about a minute on 2 cores, once; then cached)")
+    return DemoWeights(
+        ensure_demo_backbone(progress=wanted(progress)),
+        "the offline network: a small VGG-16 trained on scikit-image's textures, because no "
+        "real weights could be fetched",
+    )
+
+
+def neuron_units(backbone, content_image) -> tuple[str, list[int]]:
+    """The layer whose channels the demo shows, its style preset's content layer (deep enough to
+    show structure rather than the first layer's colours), and the channels the content picture
+    excites most there (never a dead one)."""
+    import numpy as np
+
+    from paramviz.backbones import style_preset
+
+    layer = style_preset(backbone)[1][0]
+    activations = np.asarray(backbone.features(content_image[None], (layer,))[layer])
+    strongest = np.argsort(-activations.mean(axis=(0, 1, 2)))[:CHANNEL_COUNT]
+    return layer, sorted(int(channel) for channel in strongest)
 
 
 def write_inputs(folder: Path) -> tuple[Path, Path]:
@@ -57,25 +126,32 @@ def write_inputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    run(Path(args.output), steps=args.steps, size=args.size)
+    from paramviz.io import check_writable
+
+    run(check_writable(args.output), steps=args.steps, size=args.size, progress=args.progress)
     return 0
 
 
-def run(folder: Path, *, steps: int = 200, size: int = 160) -> dict[str, Path]:
+def run(
+    folder: Path, *, steps: int = 200, size: int = 160, progress: bool | None = None
+) -> dict[str, Path]:
     """Render the three pictures into ``folder`` and say where they are."""
     from paramviz import tasks
     from paramviz.backbones import load
     from paramviz.io import read_image
 
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    weights = demo_weights()
-    backbone = load(weights)
+    print(f"writing the demo's pictures to {folder}")
+    weights = demo_weights(progress)
+    print(f"weights: {weights.why}\n  {weights.path}")
+    backbone = load(weights.path)
     content, style = write_inputs(folder)
-    relus = [name for name in backbone.layer_names if name.startswith("relu")]
-    units = f"{relus[-1]}:0-3"
+    layer, channels = neuron_units(backbone, read_image(content, size))
+    units = ",".join(f"{layer}:{channel}" for channel in channels)
     channel_size = min(size, 112)
-    common = ["--weights", str(weights), "--steps", str(steps)]
-    settings = tasks.RenderSettings(steps=steps)
+    common = ["--weights", str(weights.path), "--steps", str(steps)]
+    settings = tasks.RenderSettings(steps=steps, progress=progress)
     made = {}
 
     def announce(title: str, argv: list[str]) -> None:
@@ -108,7 +184,8 @@ def run(folder: Path, *, steps: int = 200, size: int = 160) -> dict[str, Path]:
 
     output = folder / "channels.png"
     announce(
-        "neuron visualisation",
+        f"neuron visualisation: the {len(channels)} channels of {layer} (the layer "
+        f"{backbone.arch}'s style transfer keeps the content at) the cat excites most",
         [
             "visualize",
             "--objective",
@@ -125,11 +202,11 @@ def run(folder: Path, *, steps: int = 200, size: int = 160) -> dict[str, Path]:
         [units],
         output,
         channel_size,
-        tasks.RenderSettings(transforms="standard", steps=steps),
+        tasks.RenderSettings(transforms="standard", steps=steps, progress=progress),
     )
     made["neuron visualisation"] = output
 
     print("\nDone. Pictures (each with a .json sidecar that records how to re-make it):")
     for title, path in made.items():
-        print(f"  {title:22s} {path.resolve()}")
+        print(f"  {title:22s} {path}")
     return made

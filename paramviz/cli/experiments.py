@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from paramviz.cli.common import add_command
+from paramviz.cli.checks import positive, rate, seed, weight
+from paramviz.cli.common import add_command, add_progress_flags
+from paramviz.progress import wanted  # the runner takes a plain flag: resolve 'automatic' here
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,18 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
     run.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
-    run.add_argument("--weights-set", choices=("imagenet", "small"), default="small")
+    run.add_argument(
+        "--weights-set",
+        choices=("imagenet", "small", "testbed"),
+        default="small",
+        help="the networks compared: the fetched ImageNet networks, the small pairs trained "
+        "offline, or the wider trained test bed (each with the real VGG-19 trunk if present)",
+    )
     run.add_argument(
         "--quick",
         action="store_true",
         help="tiny sizes and steps, untrained stand-ins for the pairs: a smoke test, not results",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of every cell (default 0)")
     run.add_argument(
-        "--rf-eps", type=float, help="R(f) L2 ball radius in [0, 1] pixels (default: the set's)"
+        "--seed", type=seed, default=0, help="seed of every cell, 0 to 2**32 - 1 (default 0)"
     )
-    run.add_argument("--rf-steps", type=int, help="R(f) PGD steps (default 20; quick 2)")
-    run.add_argument("--rf-step-size", type=float, help="R(f) PGD step (default 2.5 eps/steps)")
+    run.add_argument(
+        "--rf-eps", type=weight, help="R(f) L2 ball radius in [0, 1] pixels (default: the set's)"
+    )
+    run.add_argument("--rf-steps", type=positive, help="R(f) PGD steps (default 20; quick 2)")
+    run.add_argument("--rf-step-size", type=rate, help="R(f) PGD step (default 2.5 eps/steps)")
     run.add_argument(
         "--no-compile-cache",
         action="store_true",
@@ -55,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "into a run folder the other slices share; a final run without --shard, or `report`, "
         "gathers them",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flags(run, "--no-progress")
     run.set_defaults(run=run_experiment_run)
 
     report = add_command(
@@ -81,7 +91,9 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 def run_experiment_run(args: argparse.Namespace) -> int:
     from experiments.runner import RunOptions, Shard, prefer_fast_compilation, run_experiments
+    from paramviz.io import check_writable
 
+    check_writable(args.output)
     if args.quick:
         prefer_fast_compilation()  # before jax starts
     options = RunOptions(
@@ -89,7 +101,7 @@ def run_experiment_run(args: argparse.Namespace) -> int:
         robustness_eps=args.rf_eps,
         robustness_steps=args.rf_steps,
         robustness_step_size=args.rf_step_size,
-        progress=not args.no_progress,
+        progress=wanted(args.progress),
         shard=Shard.parse(args.shard) if args.shard else None,
     )
     outcomes = run_experiments(
@@ -110,6 +122,9 @@ def run_experiment_run(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from experiments.report import write_report
+    from paramviz.io import check_output
 
+    if args.out is not None:
+        check_output(args.out, ".html")
     print(f"report: {write_report(args.run_dir, args.out)}")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from paramviz.cli.checks import add_force_flag, add_max_pixels_flag, positive
 from paramviz.cli.common import add_command, parse_options, split_list
 from paramviz.errors import UserError
 
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     layers.add_argument("arch", help="architecture, e.g. vgg19, resnet50, sequential")
     layers.add_argument(
-        "--size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"), help="input size"
+        "--size", nargs=2, type=positive, default=(224, 224), metavar=("H", "W"), help="input size"
     )
     layers.add_argument(
         "--option",
@@ -44,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--image", required=True, help="input image")
     probe.add_argument("--layers", required=True, help="comma-separated layer names")
     probe.add_argument(
-        "--size", type=int, help="resize so the longer side has SIZE pixels (default: as is)"
+        "--size", type=positive, help="resize so the longer side has SIZE pixels (default: as is)"
     )
     probe.add_argument("-o", "--output", required=True, help="output .npz file")
+    add_max_pixels_flag(probe)
+    add_force_flag(probe)
     probe.set_defaults(run=run_probe)
 
 
@@ -63,25 +65,34 @@ def run_layers(args: argparse.Namespace) -> int:
 def run_probe(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from paramviz.io import atomic_path, read_image
-    from weights.resolve import resolve_backbone
+    from paramviz import budget
+    from paramviz.backbones.input_size import check_input_size, fixed_input_size
+    from paramviz.io import atomic_path, check_output, check_writable, read_image
+    from weights.resolve import resolve_backbone, weights_path
 
+    output = check_output(args.output, ".npz", inputs=[args.image, weights_path(args.weights)])
     backbone = resolve_backbone(args.weights, args.backbone)
     layers = split_list(args.layers)
     if not layers:
         raise UserError("--layers is empty; choose from: " + ", ".join(backbone.layer_names))
     backbone.module.check_layers(layers)
+    image = read_image(args.image, size=args.size, max_pixels=args.max_pixels)[None]
+    check_input_size(backbone, layers, image.shape[1:3])
     has_logits = "logits" in backbone.layer_names
+    has_logits = has_logits and fixed_input_size(backbone, ["logits"]) in (None, image.shape[1:3])
     wanted = tuple(dict.fromkeys(layers + (("logits",) if has_logits else ())))
-    image = read_image(args.image, size=args.size)[None]
+    needed, saved = budget.forward_bytes(backbone, wanted, image.shape[1:3], layers)
+    size = f"{image.shape[1]}x{image.shape[2]}"
+    what = f"probing {', '.join(layers)} of {backbone.arch} on a {size} image"
+    budget.check_fits(needed, what, args.force, "use a smaller --size or earlier layers")
+    check_writable(output.parent, saved)
     outputs = backbone.features(image, wanted)
     arrays = {name: np.asarray(outputs[name]) for name in layers}
-    output = Path(args.output)
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     for name, array in arrays.items():
         print(f"{name}: {' x '.join(map(str, array.shape))}")
-    print(f"saved {len(arrays)} layer(s) for a {image.shape[1]}x{image.shape[2]} image to {output}")
+    print(f"saved {len(arrays)} layer(s) for a {size} image to {output}")
     if has_logits:
         logits = np.asarray(outputs["logits"][0])
         print_top5(logits, class_names(backbone.metadata, len(logits)))

@@ -10,10 +10,24 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from paramviz.cli.common import add_command, split_list
+from paramviz.cli.checks import (
+    add_force_flag,
+    add_max_pixels_flag,
+    count,
+    number,
+    numbers,
+    positive,
+    rate,
+    seed,
+    sizes,
+    weight,
+)
+from paramviz.cli.common import add_command, add_progress_flags, split_list
 from paramviz.errors import UserError
 
 TRANSFORM_PRESETS = ("none", "standard", "mild")
+IMAGE_START = "image:"
+MAX_STYLE_SCALE = 8.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,17 +36,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "style", "neural style transfer", "Neural style transfer (Gatys et al.)."
     )
     style.add_argument("--content", required=True, help="content image (PNG/JPEG)")
-    style.add_argument("--style", required=True, help="style image (PNG/JPEG)")
+    add_style_pictures_flags(style)
     add_render_flags(style, init="content", transforms="none", steps=300, output="style.png")
     add_style_flags(style)
+    style.add_argument(
+        "--original-colors",
+        action="store_true",
+        help="keep the content's colours: the result's luminance with the content's chroma "
+        "(YIQ), as neural-style's -original_colors 1",
+    )
+    add_max_pixels_flag(style)
     style.set_defaults(run=run_style)
 
     texture = add_command(
         subparsers, "texture", "texture synthesis from noise", "Texture synthesis from noise."
     )
-    texture.add_argument("--style", required=True, help="texture/style image (PNG/JPEG)")
+    add_style_pictures_flags(texture)
     add_render_flags(texture, init="noise", transforms="none", steps=300, output="texture.png")
     add_style_flags(texture)
+    add_max_pixels_flag(texture)
     texture.set_defaults(run=run_texture)
 
     visualize = add_command(
@@ -40,17 +62,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "visualize",
         "activation maximisation (channels, neurons, logits)",
         "Activation maximisation. OBJECTIVE is 'layer:channel' (e.g. layer4:12), a channel "
-        "range 'layer:0-15', 'neuron:layer:channel' or 'logit:class'. Several objectives or a "
-        "range render as one batch and a labelled contact sheet.",
+        "range 'layer:0-15', 'neuron:layer:channel', 'logit:class' or "
+        "'direction:layer:VECTOR' (a .npy file or numbers separated by spaces, one per "
+        "channel); each renders as one image. 'diversity:layer[:weight]' subtracts Lucid's "
+        "diversity of the batch at that layer (weight 100 unless given). Several objectives, "
+        "a range or --batch render as one batch and a labelled contact sheet.",
     )
-    visualize.add_argument("--objective", action="append", required=True, metavar="OBJECTIVE")
+    visualize.add_argument(
+        "--objective",
+        action="append",
+        required=True,
+        metavar="OBJECTIVE",
+        help="what to maximise (repeatable; see above)",
+    )
     add_render_flags(
         visualize, init="noise", transforms="standard", steps=512, output="visualize.png"
     )
     visualize.add_argument(
-        "--relu-redirect-steps", type=int, default=16, help="Lucid's redirected ReLU"
+        "--batch",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="render every objective from N random starts (with diversity: N different ones)",
     )
+    visualize.add_argument(
+        "--relu-redirect-steps", type=count, default=16, help="Lucid's redirected ReLU"
+    )
+    add_max_pixels_flag(visualize)
     visualize.set_defaults(run=run_visualize)
+
+
+def add_style_pictures_flags(parser: argparse.ArgumentParser) -> None:
+    """``--style`` (one picture or several), their blend, their scale and ``--sizes``."""
+    parser.add_argument(
+        "--style",
+        required=True,
+        help="style image (PNG/JPEG), or several separated by commas: their Gram targets are "
+        "blended (neural-style's -style_image a.jpg,b.jpg)",
+    )
+    parser.add_argument(
+        "--style-blend-weights",
+        type=numbers,
+        metavar="W1,W2,...",
+        help="one weight per style image (default: equal); they are normalised to sum to 1",
+    )
+    parser.add_argument(
+        "--style-scale",
+        type=number(above=0.0, maximum=MAX_STYLE_SCALE),
+        default=1.0,
+        help="read the style images at this times the output size (neural-style's -style_scale)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=sizes,
+        metavar="S1,S2,...",
+        help="render in stages of these sizes (longer side, increasing), each starting from the "
+        "one before upsampled; replaces --size",
+    )
 
 
 def add_render_flags(
@@ -67,9 +135,10 @@ def add_render_flags(
     parser.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (Gatys: avg)")
     parser.add_argument(
         "--param",
-        choices=("pixel", "fourier"),
+        choices=("pixel", "fourier", "maco"),
         default="fourier",
-        help="image parameterisation: pixels or Lucid's decorrelated Fourier spectrum",
+        help="image parameterisation: pixels, Lucid's decorrelated Fourier spectrum, or MACO "
+        "(its phase only, against a fixed natural-image magnitude)",
     )
     parser.add_argument(
         "--decorrelate",
@@ -83,40 +152,60 @@ def add_render_flags(
         default=transforms,
         help="random transforms each step (standard: Lucid's pad, jitter, scale, rotate)",
     )
-    parser.add_argument("--steps", type=int, default=steps, help="optimiser steps")
-    parser.add_argument("--size", type=int, default=256, help="longer image side in pixels")
+    parser.add_argument("--steps", type=count, default=steps, help="optimiser steps")
+    parser.add_argument("--size", type=positive, default=256, help="longer image side in pixels")
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="optimiser")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
+    parser.add_argument("--lr", type=rate, default=0.05, help="Adam learning rate")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random start and the transforms"
+        "--seed",
+        type=seed,
+        default=0,
+        help="seed of the random start and the transforms, 0 to 2**32 - 1",
     )
     parser.add_argument(
-        "--init", choices=("content", "noise"), default=init, help="starting picture"
+        "--init",
+        type=start,
+        default=init,
+        metavar="{content,noise,image:PATH}",
+        help="starting picture: the content image, noise, or the picture at PATH",
     )
     parser.add_argument(
         "--save-every",
-        type=int,
+        type=count,
         default=0,
         metavar="N",
         help="also save a snapshot PNG every N steps (and an animated GIF)",
     )
     parser.add_argument(
-        "--tv-weight", type=float, default=0.0, help="total-variation penalty on the picture"
+        "--tv-weight",
+        type=weight,
+        default=0.0,
+        help="total-variation penalty on the picture (default 0: off); summed over its pixels, "
+        "so its pull grows with the picture's size (neural-style's default 1e-3 is on another "
+        "scale)",
     )
     parser.add_argument("-o", "--output", default=output, help="output PNG (sidecar: .json)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flags(parser)
+    add_force_flag(parser)
 
 
 def add_style_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of ``style`` and ``texture``."""
     parser.add_argument("--style-layers", help="comma-separated (default: the backbone's preset)")
     parser.add_argument("--content-layers", help="comma-separated (default: the preset)")
-    parser.add_argument("--style-weight", type=float, default=1.0, help="weight of the style loss")
+    parser.add_argument("--style-weight", type=weight, default=1.0, help="weight of the style loss")
     parser.add_argument(
-        "--content-weight", type=float, default=1.0, help="weight of the content loss"
+        "--content-weight", type=weight, default=1.0, help="weight of the content loss"
     )
     parser.add_argument(
         "--style-loss", choices=("l1", "mse"), default="l1", help="l1 (Lucid) or mse (Gatys)"
+    )
+    parser.add_argument(
+        "--smooth-activations",
+        choices=("none", "channel", "tensor"),
+        default="none",
+        help="SWAG: a softmax over each layer's activations before the Gram and content losses, "
+        "across channels at every position or over the whole tensor",
     )
 
 
@@ -134,7 +223,8 @@ def render_settings(args: argparse.Namespace):
         seed=args.seed,
         save_every=args.save_every,
         tv_weight=args.tv_weight,
-        progress=not args.quiet,
+        progress=args.progress,
+        force=args.force,
     )
 
 
@@ -149,29 +239,95 @@ def _backbone(args: argparse.Namespace):
     return resolve_backbone(args.weights, args.backbone, pooling=args.pooling)
 
 
-def _style_like(args: argparse.Namespace, content: Path | None) -> int:
-    from paramviz.io import read_image
-    from paramviz.tasks import StyleSettings, style_transfer
+def start(text: str) -> str:
+    """An argparse type for ``--init``: ``content``, ``noise`` or ``image:PATH``."""
+    if text in ("content", "noise") or (text.startswith(IMAGE_START) and text[len(IMAGE_START) :]):
+        return text
+    raise argparse.ArgumentTypeError(f"expected content, noise or image:PATH, got {text!r}")
 
+
+def init_path(args: argparse.Namespace) -> Path | None:
+    """The picture ``--init image:PATH`` names, else None."""
+    if args.init.startswith(IMAGE_START):
+        return Path(args.init[len(IMAGE_START) :])
+    return None
+
+
+def init_picture(args: argparse.Namespace):
+    """The picture to start from (``--init image:PATH``), read as is; None for the others."""
+    from paramviz.io import read_image
+
+    path = init_path(args)
+    return None if path is None else read_image(path, max_pixels=args.max_pixels)
+
+
+def style_paths(args: argparse.Namespace) -> list[Path]:
+    """The style pictures ``--style a.png,b.png`` names, with as many blend weights."""
+    paths = [Path(name) for name in split_list(args.style) or ()]
+    if not paths:
+        raise UserError("--style names no picture")
+    blend = args.style_blend_weights
+    if blend is not None and len(blend) != len(paths):
+        raise UserError(
+            f"--style-blend-weights gives {len(blend)} weights for {len(paths)} style pictures"
+        )
+    return paths
+
+
+def check_render_output(args: argparse.Namespace, *inputs: str | Path | None) -> None:
+    """Before any work: the picture, its sidecar, GIF and snapshots are ``.png``/``.json``/
+    ``.gif`` files that overwrite no input (the pictures, the start picture, the weights file),
+    in a writable folder."""
+    from paramviz.io import check_not_inputs, check_output
+    from paramviz.tasks import output_files
+    from weights.resolve import RANDOM, weights_path
+
+    weights = None if args.weights == RANDOM else weights_path(args.weights)
+    sources = [*inputs, init_path(args), weights]
+    check_output(args.output, ".png", inputs=sources)
+    check_not_inputs(output_files(args.output, render_settings(args))[1:], sources)
+
+
+def _stage(args: argparse.Namespace, styles: list[Path], content: Path | None, size: int):
+    """The pictures of one stage: the content at ``size``, the styles at ``--style-scale``
+    times it (a texture is ``size`` with the first style's aspect)."""
+    from paramviz.io import read_image
+    from paramviz.tasks import Stage
+
+    style_size = max(1, round(size * args.style_scale))
+    pictures = [read_image(path, style_size, args.max_pixels) for path in styles]
+    if content is not None:
+        return Stage(pictures, read_image(content, size, args.max_pixels))
+    at_size = pictures[0] if style_size == size else read_image(styles[0], size, args.max_pixels)
+    return Stage(pictures, None, at_size.shape[:2])
+
+
+def _style_like(args: argparse.Namespace, content: Path | None) -> int:
+    from paramviz.tasks import StyleSettings, multiscale_style_transfer
+
+    styles = style_paths(args)
+    check_render_output(args, *styles, content)
     backbone = _backbone(args)
-    style_image = read_image(args.style, args.size)
-    content_image = read_image(content, args.size) if content is not None else None
     style = StyleSettings(
         style_layers=split_list(args.style_layers),
         content_layers=split_list(args.content_layers),
         style_weight=args.style_weight,
         content_weight=args.content_weight,
         style_loss=args.style_loss,
-        init=args.init,
+        init="image" if init_path(args) else args.init,
+        smoothing=args.smooth_activations,
+        style_blend_weights=args.style_blend_weights,
+        original_colors=getattr(args, "original_colors", False),
     )
-    files = style_transfer(
+    stages = [_stage(args, styles, content, size) for size in args.sizes or (args.size,)]
+    files = multiscale_style_transfer(
         backbone,
-        style_image,
-        content_image,
+        stages,
         args.output,
         render_settings(args),
         style,
         flag_record(args),
+        init_image=init_picture(args),
     )
     print_files(files)
     return 0
@@ -192,6 +348,9 @@ def run_texture(args: argparse.Namespace) -> int:
 def run_visualize(args: argparse.Namespace) -> int:
     from paramviz.tasks import visualize
 
+    if args.init == "content":
+        raise UserError("visualize starts from noise or --init image:PATH; it has no content")
+    check_render_output(args)
     files = visualize(
         _backbone(args),
         args.objective,
@@ -200,6 +359,8 @@ def run_visualize(args: argparse.Namespace) -> int:
         render_settings(args),
         relu_redirect_steps=args.relu_redirect_steps,
         record=flag_record(args),
+        copies=args.batch,
+        init_image=init_picture(args),
     )
     print_files(files)
     return 0

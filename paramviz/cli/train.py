@@ -7,31 +7,41 @@ from __future__ import annotations
 
 import argparse
 
-from paramviz.cli.common import add_command, format_table
+from paramviz.cli.checks import count, number, positive, rate, seed, weight
+from paramviz.cli.common import add_command, add_progress_flags, format_table
+from paramviz.progress import wanted  # training takes a plain flag: resolve 'automatic' here
 
 # (flag, type, help) for every TrainConfig field the command line can set; the destination is
 # the field's name. Unset flags keep the --preset's value (or TrainConfig's default).
 CONFIG_FLAGS = (
     ("--arch", str, "architecture: resnet18 (default), vgg16, resnet50, vgg19, vgg16_bn, ..."),
-    ("--width", float, "channel multiplier of the real architecture (default 0.125)"),
+    ("--width", rate, "channel multiplier of the real architecture (default 0.125)"),
     ("--dataset", str, "textures (default), skimage-textures or fashion-mnist"),
-    ("--image-size", int, "input size: texture crop side, or Fashion-MNIST padded (default 32)"),
-    ("--train-per-class", int, "texture crops per class for training (default 64)"),
-    ("--test-per-class", int, "texture crops per class held out for evaluation (default 16)"),
-    ("--epochs", int, "passes over the training set (default 10)"),
-    ("--batch-size", int, "examples per step (default 128)"),
-    ("--learning-rate", float, "peak AdamW learning rate, warm-up then cosine (default 2e-3)"),
-    ("--weight-decay", float, "AdamW weight decay on kernels (default 5e-4)"),
+    (
+        "--image-size",
+        positive,
+        "input size: texture crop side, or Fashion-MNIST padded (default 32)",
+    ),
+    ("--train-per-class", positive, "texture crops per class for training (default 64)"),
+    ("--test-per-class", positive, "texture crops per class held out for evaluation (default 16)"),
+    ("--epochs", positive, "passes over the training set (default 10)"),
+    ("--batch-size", positive, "examples per step (default 128)"),
+    ("--learning-rate", rate, "peak AdamW learning rate, warm-up then cosine (default 2e-3)"),
+    ("--weight-decay", weight, "AdamW weight decay on kernels (default 5e-4)"),
     ("--adversarial", str, "none (default), pgd, fgsm (1 step, random start) or free"),
     ("--norm", str, "attack ball: l2 (default) or linf"),
-    ("--eps", float, "attack radius in [0, 1] pixel units (default 0.5)"),
-    ("--attack-steps", int, "PGD steps while training (default 3)"),
-    ("--attack-step-size", float, "PGD step size (default 2.5 * eps / steps)"),
-    ("--eps-warmup", float, "fraction of training over which eps grows from 0 (default 0.3)"),
-    ("--free-replays", int, "replays of each batch for --adversarial free (default 4)"),
-    ("--eval-steps", int, "PGD steps for the robust accuracy (default 20)"),
-    ("--eval-robust-limit", int, "test examples attacked for robust accuracy (0 = all; 1000)"),
-    ("--seed", int, "seed of the data, initial weights, data order and attacks (default 0)"),
+    ("--eps", weight, "attack radius in [0, 1] pixel units (default 0.5)"),
+    ("--attack-steps", positive, "PGD steps while training (default 3)"),
+    ("--attack-step-size", rate, "PGD step size (default 2.5 * eps / steps)"),
+    (
+        "--eps-warmup",
+        number(0.0, 1.0),
+        "fraction of training over which eps grows from 0 (default 0.3)",
+    ),
+    ("--free-replays", positive, "replays of each batch for --adversarial free (default 4)"),
+    ("--eval-steps", positive, "PGD steps for the robust accuracy (default 20)"),
+    ("--eval-robust-limit", count, "test examples attacked for robust accuracy (0 = all; 1000)"),
+    ("--seed", seed, "seed of the data, weights, data order and attacks, 0 to 2**32 - 1"),
 )
 
 
@@ -54,15 +64,15 @@ def register(subparsers) -> None:
     for flag, kind, text in CONFIG_FLAGS:
         train.add_argument(flag, type=kind, help=text)
     train.add_argument("--out", help="weights file (default: <cache>/trained/NAME.safetensors)")
-    train.add_argument("--checkpoint-every", type=int, default=500, help="steps (default 500)")
-    train.add_argument("--stop-after", type=int, help="stop after this many steps (resumable)")
+    train.add_argument("--checkpoint-every", type=positive, default=500, help="steps (default 500)")
+    train.add_argument("--stop-after", type=positive, help="stop after this many steps (resumable)")
     train.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="continue from the checkpoint beside --out if there is one (default: yes)",
     )
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flags(train, "--no-progress")
     train.set_defaults(run=run_train)
 
     pairs = add_command(
@@ -76,7 +86,7 @@ def register(subparsers) -> None:
     pairs.add_argument("names", nargs="*", help="only these models (default: all)")
     pairs.add_argument("--out-dir", help="folder for the weights (default: <cache>/trained)")
     pairs.add_argument("--list", action="store_true", help="list the models and their settings")
-    pairs.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flags(pairs, "--no-progress")
     pairs.set_defaults(run=run_train_pairs)
 
 
@@ -104,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from experiments.train import train
+    from paramviz.io import check_output
     from paramviz.paths import trained_dir
 
     config = config_from_args(args)
@@ -112,12 +123,13 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         name = args.preset or f"{config.dataset}-{config.arch}-{config.adversarial}"
         out = trained_dir() / f"{name}-{config.digest()}.safetensors"
+    check_output(out, ".safetensors")
     report = train(
         config,
         out,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
-        progress=not args.no_progress,
+        progress=wanted(args.progress),
         stop_after=args.stop_after,
     )
     if not report.complete:
@@ -137,7 +149,7 @@ def run_train_pairs(args: argparse.Namespace) -> int:
                 f"({config.image_size} px, {config.epochs} epochs), {describe_training(config)}"
             )
         return 0
-    reports = train_pairs(args.names or None, args.out_dir, progress=not args.no_progress)
+    reports = train_pairs(args.names or None, args.out_dir, progress=wanted(args.progress))
     print(report_table(reports))
     for report in reports:
         print(f"weights: {report.path}")

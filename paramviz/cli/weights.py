@@ -6,9 +6,10 @@ Only argparse wiring and printing happen at import; torch and jax load inside th
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from paramviz.cli.common import add_command, format_table
+from paramviz.cli.common import add_command, add_progress_flags, format_table
 from paramviz.errors import UserError
 from weights.registry import SOURCE_FORMATS
 
@@ -23,18 +24,24 @@ def register(subparsers) -> None:
     )
     actions = weights.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
-    listing = add_command(actions, "list", "the checkpoints paramviz can fetch")
+    listing = add_command(
+        actions,
+        "list",
+        "the checkpoints paramviz can fetch, and every weights file in the cache",
+        "List the registry (FETCHED: converted into the cache) and every weights file in the "
+        "cache, converted or trained, with its architecture; --weights takes each NAME.",
+    )
     listing.set_defaults(run=run_list)
 
     info = add_command(actions, "info", "describe a .safetensors or PyTorch checkpoint file")
-    info.add_argument("file", type=Path)
+    info.add_argument("file", type=Path, help="a .safetensors, .pth, .pt or .ckpt file")
     _add_trust_pickle(info)
     info.set_defaults(run=run_info)
 
     fetch = add_command(actions, "fetch", "download a registered checkpoint and convert it")
     fetch.add_argument("name", help="a name from `paramviz weights list`")
     fetch.add_argument("--no-convert", action="store_true", help="only download")
-    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flags(fetch)
     _add_trust_pickle(fetch)
     fetch.set_defaults(run=run_fetch)
 
@@ -42,7 +49,13 @@ def register(subparsers) -> None:
     convert.add_argument("src", type=Path, help="a .pth/.pt/.ckpt file")
     convert.add_argument("-o", "--output", type=Path, required=True, help="OUT.safetensors")
     convert.add_argument("--arch", help="architecture (default: detected from the keys)")
-    convert.add_argument("--format", dest="fmt", choices=FORMAT_CHOICES, default="auto")
+    convert.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMAT_CHOICES,
+        default="auto",
+        help="the checkpoint's layout (auto: told from its keys)",
+    )
     convert.add_argument("--spec", help="layers of a sequential net, e.g. conv16k4s2p1,relu,...")
     convert.add_argument("--mean", type=_triple, help="input mean per RGB channel: a,b,c")
     convert.add_argument("--std", type=_triple, help="input std per RGB channel: a,b,c")
@@ -63,8 +76,10 @@ def _triple(text: str) -> tuple[float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got {text!r}")
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected three comma-separated finite numbers, got {text!r}"
+        )
     return values
 
 
@@ -75,9 +90,10 @@ def _triple(text: str) -> tuple[float, float, float]:
 def run_list(args: argparse.Namespace) -> int:
     from paramviz import paths
     from weights import registry
+    from weights.resolve import cached_weights
 
     downloads = paths.downloads_dir()
-    rows = [("NAME", "ARCH", "FORMAT", "CLASSES", "TOP-1", "DOWNLOADED", "CONVERTED")]
+    rows = [("NAME", "ARCH", "FORMAT", "CLASSES", "TOP-1", "DOWNLOADED", "FETCHED")]
     for entry in registry.entries():
         rows.append(
             (
@@ -90,6 +106,17 @@ def run_list(args: argparse.Namespace) -> int:
                 _yes_no(registry.converted_path(entry.name).is_file()),
             )
         )
+    print("Registry (`paramviz weights fetch NAME` downloads and converts one):")
+    print(format_table(rows))
+    cached = cached_weights()
+    print(f"\nWeights files in the cache ({paths.home()}):")
+    if not cached:
+        print("  none yet")
+        return 0
+    rows = [("NAME", "ARCH", "KIND", "FILE")]
+    for item in cached:
+        kind = "fetched" if item.registry_entry else item.kind
+        rows.append((item.name, item.arch, kind, str(item.path)))
     print(format_table(rows))
     return 0
 
@@ -112,9 +139,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     from weights.download import fetch
 
     if args.no_convert:
-        print(fetch(args.name, progress=not args.quiet))
+        print(fetch(args.name, progress=args.progress))
         return 0
-    out = convert_registered(args.name, trust_pickle=args.trust_pickle, progress=not args.quiet)
+    out = convert_registered(args.name, trust_pickle=args.trust_pickle, progress=args.progress)
     print(f"{out}\nuse it with --weights {args.name}")
     return 0
 

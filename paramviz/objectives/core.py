@@ -234,9 +234,7 @@ def index(value: int) -> np.ndarray:
     return np.int32(value)
 
 
-def activations(
-    features: Features, network: str, layer: str, batch: jax.Array | None
-) -> jax.Array:
+def activations(features: Features, network: str, layer: str, batch: jax.Array | None) -> jax.Array:
     """``features[network][layer]`` as NHWC, cut to image ``batch`` (kept as a batch of 1)."""
     try:
         tensor = as_nhwc(features[network][layer])
