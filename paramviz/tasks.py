@@ -55,11 +55,14 @@ class RenderSettings:
     """How a picture is optimised (the CLI's shared flags, with their defaults)."""
 
     param: str = "fourier"
+    """The image parameterisation: ``pixel``, ``fourier`` (Lucid's) or ``maco``."""
     decorrelate: bool = True
     transforms: str = "none"
+    """A transforms preset: ``none``, ``standard`` (Lucid's) or ``mild``."""
     steps: int = 300
     optimizer: str = "adam"
     lr: float = 0.05
+    """Adam's learning rate (Lucid's 0.05); L-BFGS ignores it."""
     seed: int = 0
     save_every: int = 0
     tv_weight: float = 0.0

@@ -4,8 +4,10 @@ plain-text tables."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from paramviz.errors import UserError
@@ -30,13 +32,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_command(
-    subparsers: argparse._SubParsersAction, name: str, summary: str, description: str = ""
+    subparsers: argparse._SubParsersAction, name: str, handler: Callable[..., int] | str
 ) -> argparse.ArgumentParser:
-    """A sub-command: ``summary`` in the list of commands, ``description`` (default: the summary)
-    atop its own ``--help``, which shows every flag's default."""
-    return subparsers.add_parser(
-        name, help=summary, description=description or summary, formatter_class=HelpFormatter
-    )
+    """A sub-command that runs ``handler`` (or, given text, a group of sub-commands): the first
+    paragraph of its docstring is the line in the list of commands, the whole docstring heads
+    its own ``--help``, which shows every flag's default."""
+    text = inspect.cleandoc(handler if isinstance(handler, str) else handler.__doc__ or "")
+    summary = text.split("\n\n", 1)[0].replace("\n", " ")
+    parser = subparsers.add_parser(
+        name, help=summary[0].lower() + summary[1:].rstrip("."), description=text,
+        formatter_class=HelpFormatter,
+    )  # fmt: skip
+    if not isinstance(handler, str):
+        parser.set_defaults(run=handler)
+    return parser
 
 
 def add_progress_flags(parser: argparse.ArgumentParser, off: str = "--quiet") -> None:
@@ -54,6 +63,15 @@ def add_progress_flags(parser: argparse.ArgumentParser, off: str = "--quiet") ->
     group.add_argument(
         off, dest="progress", action="store_const", const=False, help="no progress bars"
     )
+
+
+def from_flags(cls: type, args: argparse.Namespace, **values: Any) -> Any:
+    """An instance of the dataclass ``cls``: each field from the flag of the same name, unless
+    ``values`` gives it (flags that need translating); absent flags keep the field's default."""
+    flags = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    return cls(**{**flags, **values})
 
 
 def split_list(text: str | None) -> tuple[str, ...] | None:

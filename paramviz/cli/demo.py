@@ -31,22 +31,13 @@ CHANNEL_COUNT = 4
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
-    demo = add_command(
-        subparsers,
-        "demo",
-        "render a style transfer, a texture and a neuron visualisation",
-        "Render a style transfer, a texture and a sheet of channel visualisations from "
-        "scikit-image's pictures with the best weights this machine has or can fetch (real "
-        "weights in the cache, else the registry's normalised VGG-19, else a small network "
-        "trained offline), say which, and print where the pictures are.",
-    )
+    demo = add_command(subparsers, "demo", run_demo)
     demo.add_argument(
         "-o", "--output", default="paramviz-demo", help="output folder (created if needed)"
     )
     demo.add_argument("--steps", type=positive, default=200, help="optimiser steps per picture")
     demo.add_argument("--size", type=whole(16), default=160, help="picture size in pixels")
     add_progress_flags(demo)
-    demo.set_defaults(run=run_demo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +117,12 @@ def write_inputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Render a style transfer, a texture and a neuron visualisation.
+
+    Render a style transfer, a texture and a sheet of channel visualisations from scikit-image's
+    pictures with the best weights this machine has or can fetch (real weights in the cache,
+    else the registry's normalised VGG-19, else a small network trained offline), say which,
+    and print where the pictures are."""
     from paramviz.io import check_writable
 
     run(check_writable(args.output), steps=args.steps, size=args.size, progress=args.progress)

@@ -8,28 +8,19 @@ from paramviz.cli.checks import positive, rate, seed, weight
 from paramviz.cli.common import add_command, add_progress_flags
 from paramviz.progress import wanted  # the runner takes a plain flag: resolve 'automatic' here
 
+EXPERIMENT = """Run the published comparisons (style grid, neurons, R(f), ...) into a run folder.
+
+Reproduce the published comparisons. Each run folder holds the pictures, metrics.json and the
+exact settings of every experiment; running the same command again resumes it (finished cells
+are not recomputed)."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``experiment list``, ``experiment run`` and ``report``."""
-    experiment = add_command(
-        subparsers,
-        "experiment",
-        "run the published comparisons (style grid, neurons, R(f), ...) into a run folder",
-        "Reproduce the published comparisons. Each run folder holds the pictures, "
-        "metrics.json and the exact settings of every experiment; running the same command "
-        "again resumes it (finished cells are not recomputed).",
-    )
+    experiment = add_command(subparsers, "experiment", EXPERIMENT)
     actions = experiment.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = add_command(actions, "list", "list the experiments and the claims they test")
-    listing.set_defaults(run=run_experiment_list)
-    run = add_command(
-        actions,
-        "run",
-        "run one experiment (or all) into a run folder, resuming what is there",
-        "Run experiments into RUN_DIR. --weights-set imagenet uses the registry "
-        "networks (fetch them first); small uses the texture-trained standard/robust pairs "
-        "(trained on first use) and the real VGG-19 trunk when present.",
-    )
+    add_command(actions, "list", run_experiment_list)
+    run = add_command(actions, "run", run_experiment_run)
     run.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
     run.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
     run.add_argument(
@@ -66,22 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gathers them",
     )
     add_progress_flags(run, "--no-progress")
-    run.set_defaults(run=run_experiment_run)
 
-    report = add_command(
-        subparsers,
-        "report",
-        "write a self-contained HTML report of an experiment run folder",
-        "Write one HTML page for a run folder: per experiment the claim it tests, "
-        "the picture grids beside their inputs, before/after sliders, sortable metric tables "
-        "and the R(f) plot. Pictures are embedded, so the file can be mailed and read offline.",
-    )
+    report = add_command(subparsers, "report", run_report)
     report.add_argument("run_dir", help="the run folder (the one holding run.json)")
     report.add_argument("-o", "--out", help="the HTML file (default: RUN_DIR/report.html)")
-    report.set_defaults(run=run_report)
 
 
 def run_experiment_list(args: argparse.Namespace) -> int:
+    """List the experiments and the claims they test."""
     from experiments.registry import experiments
 
     for name, experiment in experiments().items():
@@ -90,6 +73,11 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 
 def run_experiment_run(args: argparse.Namespace) -> int:
+    """Run one experiment (or all) into a run folder, resuming what is there.
+
+    Run experiments into RUN_DIR. --weights-set imagenet uses the registry networks (fetch them
+    first); small uses the texture-trained standard/robust pairs (trained on first use) and
+    the real VGG-19 trunk when present."""
     from experiments.runner import RunOptions, Shard, prefer_fast_compilation, run_experiments
     from paramviz.io import check_writable
 
@@ -121,6 +109,11 @@ def run_experiment_run(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """Write a self-contained HTML report of an experiment run folder.
+
+    Write one HTML page for a run folder: per experiment the claim it tests, the picture grids
+    beside their inputs, before/after sliders, sortable metric tables and the R(f) plot.
+    Pictures are embedded, so the file can be mailed and read offline."""
     from experiments.report import write_report
     from paramviz.io import check_output
 

@@ -12,12 +12,7 @@ from paramviz.errors import UserError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``layers`` and ``probe``."""
-    layers = add_command(
-        subparsers,
-        "layers",
-        "list an architecture's layers with their output shapes",
-        "Print every tap name of ARCH with its output shape (no weights needed).",
-    )
+    layers = add_command(subparsers, "layers", run_layers)
     layers.add_argument("arch", help="architecture, e.g. vgg19, resnet50, sequential")
     layers.add_argument(
         "--size", nargs=2, type=positive, default=(224, 224), metavar=("H", "W"), help="input size"
@@ -29,14 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="architecture option (repeatable), e.g. pooling=avg, width=0.5, spec=conv16k3p1,relu",
     )
-    layers.set_defaults(run=run_layers)
 
-    probe = add_command(
-        subparsers,
-        "probe",
-        "save a network's activations for an image",
-        "Run converted weights on an image and save the chosen layers (NHWC) to .npz.",
-    )
+    probe = add_command(subparsers, "probe", run_probe)
     probe.add_argument("--backbone", help="expected architecture (checked against the file)")
     probe.add_argument(
         "--weights", required=True, help="converted .safetensors file or a fetched registry name"
@@ -49,10 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("-o", "--output", required=True, help="output .npz file")
     add_max_pixels_flag(probe)
     add_force_flag(probe)
-    probe.set_defaults(run=run_probe)
 
 
 def run_layers(args: argparse.Namespace) -> int:
+    """List an architecture's layers with their output shapes.
+
+    Print every tap name of ARCH with its output shape (no weights needed)."""
     from paramviz import backbones
 
     shapes = backbones.layer_shapes(args.arch, tuple(args.size), **parse_options(args.option))
@@ -63,6 +54,9 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    """Save a network's activations for an image.
+
+    Run converted weights on an image and save the chosen layers (NHWC) to .npz."""
     import numpy as np
 
     from paramviz import budget

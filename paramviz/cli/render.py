@@ -22,7 +22,7 @@ from paramviz.cli.checks import (
     sizes,
     weight,
 )
-from paramviz.cli.common import add_command, add_progress_flags, split_list
+from paramviz.cli.common import add_command, add_progress_flags, from_flags, split_list
 from paramviz.errors import UserError
 
 TRANSFORM_PRESETS = ("none", "standard", "mild")
@@ -32,9 +32,7 @@ MAX_STYLE_SCALE = 8.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``style``, ``texture`` and ``visualize``."""
-    style = add_command(
-        subparsers, "style", "neural style transfer", "Neural style transfer (Gatys et al.)."
-    )
+    style = add_command(subparsers, "style", run_style)
     style.add_argument("--content", required=True, help="content image (PNG/JPEG)")
     add_style_pictures_flags(style)
     add_render_flags(style, init="content", transforms="none", steps=300, output="style.png")
@@ -46,28 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(YIQ), as neural-style's -original_colors 1",
     )
     add_max_pixels_flag(style)
-    style.set_defaults(run=run_style)
 
-    texture = add_command(
-        subparsers, "texture", "texture synthesis from noise", "Texture synthesis from noise."
-    )
+    texture = add_command(subparsers, "texture", run_texture)
     add_style_pictures_flags(texture)
     add_render_flags(texture, init="noise", transforms="none", steps=300, output="texture.png")
     add_style_flags(texture)
     add_max_pixels_flag(texture)
-    texture.set_defaults(run=run_texture)
 
-    visualize = add_command(
-        subparsers,
-        "visualize",
-        "activation maximisation (channels, neurons, logits)",
-        "Activation maximisation. OBJECTIVE is 'layer:channel' (e.g. layer4:12), a channel "
-        "range 'layer:0-15', 'neuron:layer:channel', 'logit:class' or "
-        "'direction:layer:VECTOR' (a .npy file or numbers separated by spaces, one per "
-        "channel); each renders as one image. 'diversity:layer[:weight]' subtracts Lucid's "
-        "diversity of the batch at that layer (weight 100 unless given). Several objectives, "
-        "a range or --batch render as one batch and a labelled contact sheet.",
-    )
+    visualize = add_command(subparsers, "visualize", run_visualize)
     visualize.add_argument(
         "--objective",
         action="append",
@@ -89,7 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--relu-redirect-steps", type=count, default=16, help="Lucid's redirected ReLU"
     )
     add_max_pixels_flag(visualize)
-    visualize.set_defaults(run=run_visualize)
 
 
 def add_style_pictures_flags(parser: argparse.ArgumentParser) -> None:
@@ -213,19 +196,7 @@ def render_settings(args: argparse.Namespace):
     """The :class:`~paramviz.tasks.RenderSettings` the shared flags describe."""
     from paramviz.tasks import RenderSettings
 
-    return RenderSettings(
-        param=args.param,
-        decorrelate=args.decorrelate,
-        transforms=args.transforms,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        seed=args.seed,
-        save_every=args.save_every,
-        tv_weight=args.tv_weight,
-        progress=args.progress,
-        force=args.force,
-    )
+    return from_flags(RenderSettings, args)
 
 
 def flag_record(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,16 +279,13 @@ def _style_like(args: argparse.Namespace, content: Path | None) -> int:
     styles = style_paths(args)
     check_render_output(args, *styles, content)
     backbone = _backbone(args)
-    style = StyleSettings(
+    style = from_flags(
+        StyleSettings,
+        args,
         style_layers=split_list(args.style_layers),
         content_layers=split_list(args.content_layers),
-        style_weight=args.style_weight,
-        content_weight=args.content_weight,
-        style_loss=args.style_loss,
         init="image" if init_path(args) else args.init,
         smoothing=args.smooth_activations,
-        style_blend_weights=args.style_blend_weights,
-        original_colors=getattr(args, "original_colors", False),
     )
     stages = [_stage(args, styles, content, size) for size in args.sizes or (args.size,)]
     files = multiscale_style_transfer(
@@ -334,10 +302,12 @@ def _style_like(args: argparse.Namespace, content: Path | None) -> int:
 
 
 def run_style(args: argparse.Namespace) -> int:
+    """Neural style transfer (Gatys et al.)."""
     return _style_like(args, Path(args.content))
 
 
 def run_texture(args: argparse.Namespace) -> int:
+    """Texture synthesis from noise."""
     if args.init == "content":
         raise UserError(
             "texture synthesis starts from noise; --init content needs `paramviz style`"
@@ -346,6 +316,14 @@ def run_texture(args: argparse.Namespace) -> int:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
+    """Activation maximisation (channels, neurons, logits).
+
+    Activation maximisation. OBJECTIVE is 'layer:channel' (e.g. layer4:12), a channel range
+    'layer:0-15', 'neuron:layer:channel', 'logit:class' or 'direction:layer:VECTOR' (a .npy
+    file or numbers separated by spaces, one per channel); each renders as one image.
+    'diversity:layer[:weight]' subtracts Lucid's diversity of the batch at that layer
+    (weight 100 unless given). Several objectives, a range or --batch render as one batch
+    and a labelled contact sheet."""
     from paramviz.tasks import visualize
 
     if args.init == "content":

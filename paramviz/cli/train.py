@@ -47,15 +47,7 @@ CONFIG_FLAGS = (
 
 def register(subparsers) -> None:
     """Add ``train`` and ``train-pairs``."""
-    train = add_command(
-        subparsers,
-        "train",
-        "train a backbone, standard or adversarial, with checkpoints and resume",
-        "Train a backbone (standard or adversarial) offline, evaluate its clean and "
-        "PGD-robust accuracy on held-out data, and write it as a converted .safetensors file "
-        "that every --weights option takes. Running the same command again resumes an "
-        "interrupted run from its last checkpoint.",
-    )
+    train = add_command(subparsers, "train", run_train)
     train.add_argument(
         "--preset",
         help="start from a default configuration (names: paramviz train-pairs --list); "
@@ -73,21 +65,12 @@ def register(subparsers) -> None:
         help="continue from the checkpoint beside --out if there is one (default: yes)",
     )
     add_progress_flags(train, "--no-progress")
-    train.set_defaults(run=run_train)
 
-    pairs = add_command(
-        subparsers,
-        "train-pairs",
-        "train the default standard/robust pairs and print their accuracy table",
-        "Train the default matched pairs (ResNet-18- and VGG-16-style nets on the "
-        "texture set, a ResNet-18-style net on Fashion-MNIST; each standard and PGD-trained) "
-        "and print a table of clean and PGD-robust accuracy. Finished models are reused.",
-    )
+    pairs = add_command(subparsers, "train-pairs", run_train_pairs)
     pairs.add_argument("names", nargs="*", help="only these models (default: all)")
     pairs.add_argument("--out-dir", help="folder for the weights (default: <cache>/trained)")
     pairs.add_argument("--list", action="store_true", help="list the models and their settings")
     add_progress_flags(pairs, "--no-progress")
-    pairs.set_defaults(run=run_train_pairs)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -111,6 +94,12 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train a backbone, standard or adversarial, with checkpoints and resume.
+
+    Train a backbone (standard or adversarial) offline, evaluate its clean and PGD-robust
+    accuracy on held-out data, and write it as a converted .safetensors file that every
+    --weights option takes. Running the same command again resumes an interrupted run from
+    its last checkpoint."""
     from pathlib import Path
 
     from experiments.train import train
@@ -140,6 +129,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_train_pairs(args: argparse.Namespace) -> int:
+    """Train the default standard/robust pairs and print their accuracy table.
+
+    Train the default matched pairs (ResNet-18- and VGG-16-style nets on the texture set, a
+    ResNet-18-style net on Fashion-MNIST; each standard and PGD-trained) and print a table
+    of clean and PGD-robust accuracy. Finished models are reused."""
     from experiments.train import DEFAULT_PAIRS, describe_training, train_pairs
 
     if args.list:

@@ -19,33 +19,22 @@ SAFETENSORS_SUFFIX = ".safetensors"
 
 def register(subparsers) -> None:
     """Add ``weights list|info|fetch|convert``."""
-    weights = add_command(
-        subparsers, "weights", "list, fetch, inspect and convert pretrained weights"
-    )
+    weights = add_command(subparsers, "weights", "List, fetch, inspect and convert weights.")
     actions = weights.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
-    listing = add_command(
-        actions,
-        "list",
-        "the checkpoints paramviz can fetch, and every weights file in the cache",
-        "List the registry (FETCHED: converted into the cache) and every weights file in the "
-        "cache, converted or trained, with its architecture; --weights takes each NAME.",
-    )
-    listing.set_defaults(run=run_list)
+    add_command(actions, "list", run_list)
 
-    info = add_command(actions, "info", "describe a .safetensors or PyTorch checkpoint file")
+    info = add_command(actions, "info", run_info)
     info.add_argument("file", type=Path, help="a .safetensors, .pth, .pt or .ckpt file")
     _add_trust_pickle(info)
-    info.set_defaults(run=run_info)
 
-    fetch = add_command(actions, "fetch", "download a registered checkpoint and convert it")
+    fetch = add_command(actions, "fetch", run_fetch)
     fetch.add_argument("name", help="a name from `paramviz weights list`")
     fetch.add_argument("--no-convert", action="store_true", help="only download")
     add_progress_flags(fetch)
     _add_trust_pickle(fetch)
-    fetch.set_defaults(run=run_fetch)
 
-    convert = add_command(actions, "convert", "convert a PyTorch checkpoint to .safetensors")
+    convert = add_command(actions, "convert", run_convert)
     convert.add_argument("src", type=Path, help="a .pth/.pt/.ckpt file")
     convert.add_argument("-o", "--output", type=Path, required=True, help="OUT.safetensors")
     convert.add_argument("--arch", help="architecture (default: detected from the keys)")
@@ -60,7 +49,6 @@ def register(subparsers) -> None:
     convert.add_argument("--mean", type=_triple, help="input mean per RGB channel: a,b,c")
     convert.add_argument("--std", type=_triple, help="input std per RGB channel: a,b,c")
     _add_trust_pickle(convert)
-    convert.set_defaults(run=run_convert)
 
 
 def _add_trust_pickle(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +76,10 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """The checkpoints paramviz can fetch, and every weights file in the cache.
+
+    List the registry (FETCHED: converted into the cache) and every weights file in the cache,
+    converted or trained, with its architecture; --weights takes each NAME."""
     from paramviz import paths
     from weights import registry
     from weights.resolve import cached_weights
@@ -122,6 +114,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    """Describe a .safetensors or PyTorch checkpoint file."""
     path: Path = args.file
     if not path.is_file():
         raise UserError(f"file not found: {path}")
@@ -135,6 +128,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    """Download a registered checkpoint and convert it."""
     from weights.convert import convert_registered
     from weights.download import fetch
 
@@ -147,6 +141,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    """Convert a PyTorch checkpoint to .safetensors."""
     from weights.convert import convert
     from weights.registry import InputConvention
 
