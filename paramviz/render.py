@@ -112,9 +112,6 @@ def resolve_transforms(transforms: Transform | str | None) -> Transform:
     raise UserError(f"transforms must be a preset name or a callable, not {transforms!r}")
 
 
-OPTIMIZERS = ("adam", "lbfgs")
-
-
 def resolve_optimizer(
     optimizer: str | optax.GradientTransformation, learning_rate: float
 ) -> tuple[optax.GradientTransformation, Hashable]:

@@ -25,10 +25,8 @@ from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
 from paramviz.io import save_png
 from paramviz.objectives.parse import channel_ranges
+from paramviz.vocabulary import OPTIMIZERS, PARAMETERISATIONS, STYLE_LOSSES
 
-PARAMETERISATIONS = ("pixel", "fourier", "maco")
-OPTIMIZERS = ("adam", "lbfgs")
-STYLE_LOSSES = ("l1", "mse")
 STARTS = ("content", "noise", "image")  # "image": the init_image the task is given
 SEEDS = range(2**32)  # JAX keys hold 32 bits of a seed (64-bit mode is off): larger ones collide
 

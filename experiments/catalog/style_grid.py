@@ -101,17 +101,22 @@ STYLE_GRID_CLAIM = (
     "robust one about as well as with VGG-19; do Lucid's priors (decorrelated Fourier image, "
     "transforms) fix the standard network the same way?",
 )
-STYLE_GRID = register(
-    Experiment("style-grid", *STYLE_GRID_CLAIM, style_job.STYLE_COLUMNS,
-               style_grid_settings, plan, run_cell, style_rows, order=10)
-)  # fmt: skip
+
+
+def _grid(name: str, claim: tuple[str, str], columns, settings, rows, order: int) -> Experiment:
+    """The style and texture grids share their plan and their cells; they differ in the rest."""
+    return register(Experiment(name, *claim, columns, settings, plan, run_cell, rows, order=order))
+
+
+STYLE_GRID = _grid(
+    "style-grid", STYLE_GRID_CLAIM, style_job.STYLE_COLUMNS, style_grid_settings, style_rows, 10
+)
 
 TEXTURE_GRID_CLAIM = (
     "Texture synthesis from noise: backbone × prior × optimizer",
     "Nakano (2019): from Gaussian noise the robust ResNet-50's textures show more "
     "artefacts than VGG-19's, the standard ResNet-50 fails; which priors remove the artefacts?",
 )
-TEXTURE_GRID = register(
-    Experiment("texture-grid", *TEXTURE_GRID_CLAIM, TEXTURE_COLUMNS,
-               texture_grid_settings, plan, run_cell, texture_rows, order=20)
-)  # fmt: skip
+TEXTURE_GRID = _grid(
+    "texture-grid", TEXTURE_GRID_CLAIM, TEXTURE_COLUMNS, texture_grid_settings, texture_rows, 20
+)

@@ -24,8 +24,14 @@ from paramviz.cli.checks import (
 )
 from paramviz.cli.common import add_command, add_progress_flags, from_flags, split_list
 from paramviz.errors import UserError
+from paramviz.vocabulary import (
+    OPTIMIZERS,
+    PARAMETERISATIONS,
+    SMOOTHING,
+    STYLE_LOSSES,
+    TRANSFORM_PRESETS,
+)
 
-TRANSFORM_PRESETS = ("none", "standard", "mild")
 IMAGE_START = "image:"
 MAX_STYLE_SCALE = 8.0
 
@@ -118,7 +124,7 @@ def add_render_flags(
     parser.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (Gatys: avg)")
     parser.add_argument(
         "--param",
-        choices=("pixel", "fourier", "maco"),
+        choices=PARAMETERISATIONS,
         default="fourier",
         help="image parameterisation: pixels, Lucid's decorrelated Fourier spectrum, or MACO "
         "(its phase only, against a fixed natural-image magnitude)",
@@ -137,7 +143,7 @@ def add_render_flags(
     )
     parser.add_argument("--steps", type=count, default=steps, help="optimiser steps")
     parser.add_argument("--size", type=positive, default=256, help="longer image side in pixels")
-    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="optimiser")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimiser")
     parser.add_argument("--lr", type=rate, default=0.05, help="Adam learning rate")
     parser.add_argument(
         "--seed",
@@ -181,11 +187,11 @@ def add_style_flags(parser: argparse.ArgumentParser) -> None:
         "--content-weight", type=weight, default=1.0, help="weight of the content loss"
     )
     parser.add_argument(
-        "--style-loss", choices=("l1", "mse"), default="l1", help="l1 (Lucid) or mse (Gatys)"
+        "--style-loss", choices=STYLE_LOSSES, default="l1", help="l1 (Lucid) or mse (Gatys)"
     )
     parser.add_argument(
         "--smooth-activations",
-        choices=("none", "channel", "tensor"),
+        choices=SMOOTHING,
         default="none",
         help="SWAG: a softmax over each layer's activations before the Gram and content losses, "
         "across channels at every position or over the whole tensor",

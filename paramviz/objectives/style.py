@@ -13,6 +13,7 @@ from jax.tree_util import Partial
 from paramviz.errors import UserError
 from paramviz.objectives.core import IMAGE, MAIN, Features, Objective, as_nhwc, describe
 from paramviz.objectives.regularisers import total_variation
+from paramviz.vocabulary import SMOOTHING
 
 
 def gram(activations: jax.Array) -> jax.Array:
@@ -25,12 +26,6 @@ def gram(activations: jax.Array) -> jax.Array:
     n, h, w, c = t.shape
     flat = t.reshape(n, h * w, c)
     return jnp.swapaxes(flat, 1, 2) @ flat / (h * w)
-
-
-SMOOTHING = ("none", "channel", "tensor")
-"""SWAG's activation smoothing (Wang, Li & Vasconcelos, CVPR 2021), applied before the losses:
-``channel`` is a softmax across channels at every position (PyTorch's ``nn.Softmax2d``, as in the
-authors' code), ``tensor`` a softmax over all values of an image's layer (the paper's formula)."""
 
 
 def smooth(activations: jax.Array, mode: str = "none") -> jax.Array:
