@@ -236,3 +236,11 @@ def test_probe_prints_the_class_names_the_file_stores(tmp_path, capsys):
     assert sorted(line.split()[1] for line in top) == names
     probabilities = np.array([float(line.split()[2]) for line in top])
     assert probabilities.sum() == pytest.approx(1.0, abs=2e-3)
+
+
+def test_probe_takes_random_weights_like_every_render_command(tmp_path, capsys):
+    image = random_picture(tmp_path / "p.png", 16, 16)
+    out = tmp_path / "acts.npz"
+    argv = ["probe", "--weights", "random", "--backbone", "resnet18", "--image", image]
+    assert main([str(a) for a in [*argv, "--layers", "layer1", "--size", "32", "-o", out]]) == 0
+    assert np.load(out)["layer1"].shape[-1] == 64

@@ -74,9 +74,12 @@ def resolve_backbone(weights: str, arch: str | None = None, **overrides: Any) ->
     return backbone
 
 
-def weights_path(weights: str) -> Path:
+def weights_path(weights: str) -> Path | None:
     """A file path as is; a name without a suffix is a registry entry (which must be fetched)
-    or the name of a weights file in the cache (:func:`cached_weights`)."""
+    or the name of a weights file in the cache (:func:`cached_weights`); None for 'random',
+    which has no file."""
+    if weights == RANDOM:
+        return None
     path = Path(weights)
     if path.suffix or len(path.parts) > 1 or path.is_file():
         return path

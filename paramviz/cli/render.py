@@ -257,10 +257,9 @@ def check_render_output(args: argparse.Namespace, *inputs: str | Path | None) ->
     in a writable folder."""
     from paramviz.io import check_not_inputs, check_output
     from paramviz.tasks import output_files
-    from weights.resolve import RANDOM, weights_path
+    from weights.resolve import weights_path
 
-    weights = None if args.weights == RANDOM else weights_path(args.weights)
-    sources = [*inputs, init_path(args), weights]
+    sources = [*inputs, init_path(args), weights_path(args.weights)]
     check_output(args.output, ".png", inputs=sources)
     check_not_inputs(output_files(args.output, render_settings(args))[1:], sources)
 
