@@ -22,10 +22,9 @@ Choices, and why:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import jax
 import numpy as np
 
 from experiments import calibration, judges, metrics
@@ -36,7 +35,6 @@ from experiments.registry import Cell, CellOutput, Settings
 from experiments.runner import RunContext
 from paramviz import objectives, tasks
 from paramviz.backbones import style_preset
-from paramviz.objectives import MAIN, Objective
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -67,27 +65,6 @@ def style_settings_of(
         content_weight=settings["content_weight"] if content_weight is None else content_weight,
         style_loss=settings["style_loss"],
         smoothing=prior.smoothing,
-    )
-
-
-def style_transfer_objective(
-    style_targets: Mapping[str, jax.Array],
-    content_targets: Mapping[str, jax.Array],
-    settings: Settings,
-    *,
-    joint: bool = False,
-    content_network: str = MAIN,
-) -> Objective:
-    """The normalised style (+ content) objective from precomputed targets
-    (:func:`paramviz.objectives.normalised_style_transfer`); ``joint``: content is element 1."""
-    return objectives.normalised_style_transfer(
-        style_targets,
-        content_targets,
-        style_weight=settings["style_weight"],
-        content_weight=settings["content_weight"],
-        style_loss=settings["style_loss"],
-        joint=joint,
-        content_network=content_network,
     )
 
 
@@ -273,8 +250,7 @@ def start_picture(content: np.ndarray | None, noise: float, seed: int) -> np.nda
     if content is None:
         return None
     if noise:
-        jitter = np.random.default_rng(seed).normal(0.0, noise, content.shape)
-        content = np.clip(content + jitter, 0.0, 1.0).astype(np.float32)
+        content = calibration.with_noise(content, seed, noise)
     return content[None]
 
 
@@ -298,7 +274,8 @@ STYLE_COLUMNS = (
 
 def calibration_rows(records: Sequence[CellRecord]) -> list[dict[str, Any]]:
     """Means over the groups of the calibration pictures' metrics, one row per kind
-    (:mod:`experiments.calibration`; :func:`calibration_check` says whether they rank right)."""
+    (:mod:`experiments.calibration`; :func:`experiments.calibration.check` says whether they rank
+    right)."""
     found = calibrations(records)
     rows = []
     for kind in calibration.KINDS:
@@ -313,11 +290,6 @@ def calibration_rows(records: Sequence[CellRecord]) -> list[dict[str, Any]]:
 def calibrations(records: Sequence[CellRecord]) -> dict[str, dict[str, dict[str, float]]]:
     """``{group: {kind: metrics}}`` of the cells that measured their group's calibration."""
     return {r.group: r.details["calibration"] for r in records if "calibration" in r.details}
-
-
-def calibration_check(records: Sequence[CellRecord]) -> dict[str, list[str]]:
-    """Per metric, the calibration orders it broke in this table (empty: ranked correctly)."""
-    return calibration.check(calibrations(records), judges.metric_order)
 
 
 def metric_names(records: Sequence[CellRecord]) -> list[str]:

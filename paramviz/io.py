@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from paramviz.errors import UserError
+from paramviz.vocabulary import MAX_IMAGE_PIXELS
 
 PART_SUFFIX = ".part"
-MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (1024 * 1024 * 1024 // 4 // 3)
 _PART_PID = re.compile(r"\.(\d+)-[^.]*\.part$")
 _WRITE_CHECK = "write-check"
 MAX_NAMED = 8  # names listed in one message

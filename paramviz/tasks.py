@@ -25,10 +25,9 @@ from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
 from paramviz.io import save_png
 from paramviz.objectives.parse import channel_ranges
-from paramviz.vocabulary import OPTIMIZERS, PARAMETERISATIONS, STYLE_LOSSES
+from paramviz.vocabulary import OPTIMIZERS, PARAMETERISATIONS, SEED_LIMIT, STYLE_LOSSES
 
 STARTS = ("content", "noise", "image")  # "image": the init_image the task is given
-SEEDS = range(2**32)  # JAX keys hold 32 bits of a seed (64-bit mode is off): larger ones collide
 
 
 def _check(name: str, ok: bool, wanted: str, value: Any) -> None:
@@ -73,7 +72,12 @@ class RenderSettings:
         _check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}", self.optimizer)
         _check("steps", _whole(self.steps) and self.steps >= 0, "a whole number >= 0", self.steps)
         _check("lr", _finite(self.lr) and self.lr > 0, "a finite number above 0", self.lr)
-        _check("seed", _whole(self.seed) and self.seed in SEEDS, "in 0 .. 2**32 - 1", self.seed)
+        _check(
+            "seed",
+            _whole(self.seed) and self.seed in range(SEED_LIMIT),
+            "in 0 .. 2**32 - 1",
+            self.seed,
+        )
         _check(
             "save_every", _whole(self.save_every) and self.save_every >= 0, ">= 0", self.save_every
         )

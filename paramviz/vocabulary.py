@@ -14,5 +14,12 @@ SMOOTHING = ("none", "channel", "tensor")
 ``channel`` is a softmax across channels at every position (PyTorch's ``nn.Softmax2d``, as in the
 authors' code), ``tensor`` a softmax over all values of an image's layer (the paper's formula)."""
 
+SEED_LIMIT = 2**32
+"""Seeds are below this: JAX keys hold 32 bits of a seed (64-bit mode is off), so larger seeds
+would collide silently."""
+
+MAX_IMAGE_PIXELS = 89_478_485
+"""PIL's own decompression-bomb limit (1024 * 1024 * 1024 // 4 // 3)."""
+
 TRANSFORM_PRESETS = ("none", "standard", "mild")
 """The names of ``transforms.PRESETS`` (a test keeps them equal)."""

@@ -294,9 +294,8 @@ def test_joint_content_under_the_identity_equals_plain_content():
 
     style_targets = objectives.style_targets(net, style, ["relu1", "relu2"])
     content_targets = objectives.content_targets(net, content, ["relu2"])
-    settings = {"style_weight": 1.0, "content_weight": 1.0, "style_loss": "l1"}
-    plain = style_job.style_transfer_objective(style_targets, content_targets, settings)
-    joint = style_job.style_transfer_objective(style_targets, content_targets, settings, joint=True)
+    plain = objectives.normalised_style_transfer(style_targets, content_targets)
+    joint = objectives.normalised_style_transfer(style_targets, content_targets, joint=True)
     nets = {"main": net}
     image = picture[None]
     batch = style_job.with_reference(lambda key, x: x, content[None])(jax.random.PRNGKey(0), image)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from paramviz.errors import UserError
-from paramviz.io import check_finite, file_sha256
+from paramviz.io import MAX_NAMED, check_finite, file_sha256
 from weights.registry import SOURCE_FORMATS, VGG_NORMALISED, InputConvention
 
 FORMATS = ("auto", *SOURCE_FORMATS)
@@ -43,7 +43,6 @@ _SEQUENTIAL_KEY = re.compile(r"^\d+\.")
 # How torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL x.y",
 # torch 2.13's "unsupported GLOBAL x.y whose module x is blocked", "... but got <class 'x.y'>".
 _REFUSED_OBJECT = re.compile(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
-_MAX_NAMED = 8
 
 StateDict = dict[str, Any]
 
@@ -210,7 +209,7 @@ def find_state_dict(obj: Any, path: Path) -> Mapping[str, Any]:
             inner = _module_state_dict(obj.get(key))
             if _is_tensor_mapping(inner):
                 return inner
-        top = ", ".join(map(str, list(obj)[:_MAX_NAMED]))
+        top = ", ".join(map(str, list(obj)[:MAX_NAMED]))
         raise UserError(f"{path} holds no state_dict of tensors (top-level keys: {top})")
     raise UserError(f"{path} holds a {type(obj).__name__}, not a state_dict of tensors")
 
@@ -260,7 +259,7 @@ def unwrap_sequential(state_dict: Mapping[str, Any]) -> tuple[StateDict, None]:
     """An ``nn.Sequential`` state_dict: indices are the names; the spec says what they are."""
     weights = strip_common_prefix(state_dict, "module.")
     if not all(_SEQUENTIAL_KEY.match(k) for k in weights):
-        odd = [k for k in weights if not _SEQUENTIAL_KEY.match(k)][:_MAX_NAMED]
+        odd = [k for k in weights if not _SEQUENTIAL_KEY.match(k)][:MAX_NAMED]
         raise UserError(f"not an nn.Sequential state_dict: keys like {', '.join(odd)}")
     return weights, None
 
@@ -282,7 +281,7 @@ def unwrap_robustness(state_dict: Mapping[str, Any]) -> tuple[StateDict, InputCo
     if not model:
         raise UserError(
             "not a robustness-library checkpoint: no 'module.model.*' weights "
-            f"(keys like {', '.join(list(keys)[:_MAX_NAMED])})"
+            f"(keys like {', '.join(list(keys)[:MAX_NAMED])})"
         )
     model = strip_common_prefix(model, "model.")  # robust-models-transfer's DummyModel
     model = {_rename_alexnet_last_layer(k): v for k, v in model.items()}

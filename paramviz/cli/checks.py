@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-SEED_LIMIT = 2**32  # JAX keys hold 32 bits of a seed: larger seeds would collide silently
+from paramviz.vocabulary import MAX_IMAGE_PIXELS, SEED_LIMIT
 
 
 def whole(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
@@ -98,8 +98,6 @@ def add_force_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_max_pixels_flag(parser: argparse.ArgumentParser) -> None:
     """``--max-pixels``: the decompression-bomb limit for input pictures."""
-    from paramviz.io import MAX_IMAGE_PIXELS
-
     parser.add_argument(
         "--max-pixels",
         type=positive,

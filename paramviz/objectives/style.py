@@ -34,15 +34,20 @@ def smooth(activations: jax.Array, mode: str = "none") -> jax.Array:
     Residual networks' activations are peaky: a few large values dominate their Gram matrices,
     which noise can then match. The softmax turns a layer into a distribution first.
     """
+    check_smoothing(mode)
     t = as_nhwc(activations)
     if mode == "none":
         return t
     if mode == "channel":
         return jax.nn.softmax(t, axis=-1)
-    if mode == "tensor":
-        n = t.shape[0]
-        return jax.nn.softmax(t.reshape(n, -1), axis=-1).reshape(t.shape)
-    raise UserError(f"unknown activation smoothing {mode!r}: choose one of {SMOOTHING}")
+    n = t.shape[0]
+    return jax.nn.softmax(t.reshape(n, -1), axis=-1).reshape(t.shape)
+
+
+def check_smoothing(mode: str) -> None:
+    """``UserError`` for a mode outside :data:`SMOOTHING`."""
+    if mode not in SMOOTHING:
+        raise UserError(f"unknown activation smoothing {mode!r}: choose one of {SMOOTHING}")
 
 
 def smoothed_gram(mode: str, activations: jax.Array) -> jax.Array:
@@ -118,7 +123,7 @@ def _target_matching(
 
 
 def _statistic(kind: str, smoothing: str) -> Callable[[jax.Array], jax.Array]:
-    smooth(jnp.zeros((1, 1, 1, 1)), smoothing)  # an unknown mode fails here, not when traced
+    check_smoothing(smoothing)  # an unknown mode fails here, not when traced
     if kind == "style":
         return gram if smoothing == "none" else Partial(smoothed_gram, smoothing)
     return _identity if smoothing == "none" else Partial(_smoothed, smoothing)
