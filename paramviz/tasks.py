@@ -387,11 +387,13 @@ def multiscale_style_transfer(
         raise UserError("a style transfer needs at least one stage")
     if style.original_colors and stages[-1].content is None:
         raise UserError("original colours need a content picture (paramviz style)")
-    jobs = [prepare_style(backbone, stage, settings, style) for stage in stages]
+    early = dataclasses.replace(settings, save_every=0)  # only the last stage keeps snapshots
+    jobs = [prepare_style(backbone, stage, early, style) for stage in stages[:-1]]
+    jobs.append(prepare_style(backbone, stages[-1], settings, style))
     start = style_start(jobs[0], style, init_image)
     for job in jobs[:-1]:
-        image_param = _style_param(job, settings, start)
-        result = run_render(job.objective, image_param, backbone, settings, job.transforms)
+        image_param = _style_param(job, early, start)
+        result = run_render(job.objective, image_param, backbone, early, job.transforms)
         start = result.image[0]
     final = jobs[-1]
     finish = None
