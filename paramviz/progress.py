@@ -12,8 +12,7 @@ from typing import Any
 
 
 def wanted(enabled: bool | None = None) -> bool:
-    """Whether to draw a bar: ``enabled``, or ``None`` for "only on a terminal" (for code that
-    takes a plain flag and draws with tqdm's defaults, which end a bar's line)."""
+    """Whether to draw a bar: ``enabled``, or ``None`` for "only on a terminal"."""
     return sys.stderr.isatty() if enabled is None else enabled
 
 

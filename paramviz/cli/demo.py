@@ -68,7 +68,6 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
     """The best weights this machine has or can fetch, else the offline-trained network."""
     from experiments.train import demo_backbone_path, ensure_demo_backbone
     from paramviz.errors import UserError
-    from paramviz.progress import wanted
     from weights.convert import convert_registered
 
     found = cached_real_weights()
@@ -85,7 +84,7 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
     else:
         print("training the offline network instead (about a minute on 2 cores, once; then cached)")
     return DemoWeights(
-        ensure_demo_backbone(progress=wanted(progress)),
+        ensure_demo_backbone(progress=progress),
         "the offline network: a small VGG-16 trained on scikit-image's textures, because no "
         "real weights could be fetched",
     )

@@ -6,7 +6,6 @@ import argparse
 
 from paramviz.cli.checks import positive, rate, seed, weight
 from paramviz.cli.common import add_command, add_progress_flags
-from paramviz.progress import wanted  # the runner takes a plain flag: resolve 'automatic' here
 
 EXPERIMENT = """Run the published comparisons (style grid, neurons, R(f), ...) into a run folder.
 
@@ -89,7 +88,7 @@ def run_experiment_run(args: argparse.Namespace) -> int:
         robustness_eps=args.rf_eps,
         robustness_steps=args.rf_steps,
         robustness_step_size=args.rf_step_size,
-        progress=wanted(args.progress),
+        progress=args.progress,
         shard=Shard.parse(args.shard) if args.shard else None,
     )
     outcomes = run_experiments(

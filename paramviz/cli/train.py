@@ -9,7 +9,6 @@ import argparse
 
 from paramviz.cli.checks import count, number, positive, rate, seed, weight
 from paramviz.cli.common import add_command, add_progress_flags, format_table
-from paramviz.progress import wanted  # training takes a plain flag: resolve 'automatic' here
 
 # (flag, type, help) for every TrainConfig field the command line can set; the destination is
 # the field's name. Unset flags keep the --preset's value (or TrainConfig's default).
@@ -118,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
         out,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
-        progress=wanted(args.progress),
+        progress=args.progress,
         stop_after=args.stop_after,
     )
     if not report.complete:
@@ -143,7 +142,7 @@ def run_train_pairs(args: argparse.Namespace) -> int:
                 f"({config.image_size} px, {config.epochs} epochs), {describe_training(config)}"
             )
         return 0
-    reports = train_pairs(args.names or None, args.out_dir, progress=wanted(args.progress))
+    reports = train_pairs(args.names or None, args.out_dir, progress=args.progress)
     print(report_table(reports))
     for report in reports:
         print(f"weights: {report.path}")
