@@ -93,6 +93,16 @@ def _group_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, gap / np.where(scale > 0, scale, 1.0), 0.0)
 
 
+def _target_statistics(style_image: np.ndarray) -> dict[str, np.ndarray]:
+    """The style picture's statistics, computed once for all the pictures judged against it."""
+    return _statistics_of(style_image.dtype.str, style_image.shape, style_image.tobytes())
+
+
+@functools.lru_cache(maxsize=16)
+def _statistics_of(dtype: str, shape: tuple[int, ...], data: bytes) -> dict[str, np.ndarray]:
+    return statistics(np.frombuffer(data, dtype).reshape(shape))[0]
+
+
 def style_distance(images: Any, style_image: Any) -> float | np.ndarray:
     """Mean over statistic groups and channels of the symmetric relative distance to the style.
 
@@ -104,7 +114,7 @@ def style_distance(images: Any, style_image: Any) -> float | np.ndarray:
     count = 1 if single else len(array)
     if not available() or pyramid_scales(*array.shape[-3:-1]) < 1:
         return math.nan if single else np.full(count, math.nan)
-    target = statistics(style_image)[0]
+    target = _target_statistics(np.ascontiguousarray(style_image))
     values = np.array(
         [
             np.mean([np.mean(_group_distance(stats[name], target[name])) for name in target])
