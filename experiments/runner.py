@@ -171,11 +171,11 @@ def run_experiments(
     backbone_set = backbone_sets.resolve(weights_set, quick, options.progress)
     print(backbone_sets.summary(backbone_set), flush=True)
     context = RunContext(run_dir, backbone_set, options)
-    for experiment in chosen:  # a refused rerun writes nothing, run.json included
-        settings = to_json_data(experiment.settings(context), "settings")
-        compare_settings(run_dir / experiment.name / SETTINGS_FILE, settings)
-    started = begin_run(run_dir, weights_set, quick, [e.name for e in chosen])
-    outcomes = [run_experiment(context, experiment) for experiment in chosen]
+    settings = {e.name: to_json_data(e.settings(context), "settings") for e in chosen}
+    for name, values in settings.items():  # a refused rerun writes nothing, run.json included
+        compare_settings(run_dir / name / SETTINGS_FILE, values)
+    started = begin_run(run_dir, weights_set, quick, list(settings))
+    outcomes = [run_experiment(context, e, settings[e.name]) for e in chosen]
     with run_lock(run_dir):
         write_json(run_dir / RUN_FILE, dataclasses.replace(started, finished_at=now()).to_json())
     return outcomes
@@ -229,11 +229,11 @@ def run_lock(run_dir: Path) -> FileLock:
     return FileLock(run_dir / f".{RUN_FILE}.lock")
 
 
-def run_experiment(context: RunContext, experiment: Experiment) -> Outcome:
-    """Make every unfinished cell of ``experiment`` and (re)write its ``metrics.json``."""
+def run_experiment(context: RunContext, experiment: Experiment, settings: Settings) -> Outcome:
+    """Make every unfinished cell of ``experiment`` with its JSON ``settings`` and (re)write its
+    ``metrics.json``."""
     clock = time.perf_counter()
     folder = context.run_dir / experiment.name
-    settings = to_json_data(experiment.settings(context), "settings")
     check_settings(folder / SETTINGS_FILE, settings)
     cells = experiment.plan(settings)
     check_unique_ids(experiment.name, cells)
