@@ -33,14 +33,21 @@ class CachedWeights:
 def cached_weights() -> list[CachedWeights]:
     """Every finished weights file under ``$PARAMVIZ_HOME``'s converted and trained folders
     (not the hidden ones in progress), sorted by kind and name."""
+    return [
+        CachedWeights(
+            name, path, kind, _arch_of(path), kind == "converted" and name in registry.REGISTRY
+        )
+        for kind, name, path in _cached_files()
+    ]
+
+
+def _cached_files() -> list[tuple[str, str, Path]]:
+    """``(kind, name, path)`` of the finished files in the cache, without opening them."""
     found = []
     for kind, folder in (("converted", paths.converted_dir()), ("trained", paths.trained_dir())):
         for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else ():
-            if path.name.startswith(".") or not path.is_file():
-                continue
-            name = path.name.removesuffix(SUFFIX)
-            fetched = kind == "converted" and name in registry.REGISTRY
-            found.append(CachedWeights(name, path, kind, _arch_of(path), fetched))
+            if not path.name.startswith(".") and path.is_file():
+                found.append((kind, path.name.removesuffix(SUFFIX), path))
     return found
 
 
@@ -91,7 +98,7 @@ def weights_path(weights: str) -> Path | None:
                 f"run `paramviz weights fetch {weights}` first"
             )
         return path
-    cached = {item.name: item.path for item in cached_weights()}
+    cached = {name: path for _, name, path in _cached_files()}
     if weights in cached:
         return cached[weights]
     known = [*registry.REGISTRY, *cached]
