@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -292,9 +292,14 @@ def get(name: str) -> WeightsEntry:
     """The entry called ``name``; a UserError suggests close names when there is none."""
     if name in REGISTRY:
         return REGISTRY[name]
-    close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    hint = suggest(name, REGISTRY)
     raise UserError(f"unknown weights {name!r}.{hint} `paramviz weights list` shows them all.")
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean: a, b?`` for up to three names close to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
 
 
 def converted_path(name: str) -> Path:

@@ -4,7 +4,6 @@ cache by name (converted or trained), or random weights."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +100,7 @@ def weights_path(weights: str) -> Path | None:
     cached = {name: path for _, name, path in _cached_files()}
     if weights in cached:
         return cached[weights]
-    known = [*registry.REGISTRY, *cached]
-    close = difflib.get_close_matches(weights, known, n=3, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    hint = registry.suggest(weights, [*registry.REGISTRY, *cached])
     raise UserError(
         f"unknown weights {weights!r}: not a file, a registry name or a weights file in the "
         f"cache.{hint} `paramviz weights list` shows them all."
