@@ -199,7 +199,7 @@ def calibration_metrics(
 
 def metric_order(metric: str) -> calibration.Order | None:
     """The calibration order a metric must give (:mod:`experiments.calibration`), if any."""
-    if metric.startswith("style_") and not metric.endswith("_seen") or metric == "style_distance":
+    if metric.startswith("style_") and not metric.endswith("_seen"):
         return calibration.STYLE
     if metric.startswith("content_"):
         return calibration.CONTENT

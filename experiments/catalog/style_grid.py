@@ -90,9 +90,6 @@ def style_rows(settings: Settings, records) -> list[dict]:
     return style_job.mean_rows(records, SUMMARY_KEYS, names) + style_job.calibration_rows(records)
 
 
-texture_rows = style_rows
-
-
 TEXTURE_COLUMNS = tuple(c for c in style_job.STYLE_COLUMNS if not c.startswith("content_"))
 
 STYLE_GRID_CLAIM = (
@@ -118,5 +115,5 @@ TEXTURE_GRID_CLAIM = (
     "artefacts than VGG-19's, the standard ResNet-50 fails; which priors remove the artefacts?",
 )
 TEXTURE_GRID = _grid(
-    "texture-grid", TEXTURE_GRID_CLAIM, TEXTURE_COLUMNS, texture_grid_settings, texture_rows, 20
+    "texture-grid", TEXTURE_GRID_CLAIM, TEXTURE_COLUMNS, texture_grid_settings, style_rows, 20
 )
