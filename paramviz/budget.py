@@ -6,9 +6,10 @@ backward pass keeps (its residuals). Peak use is taken as :data:`RESIDUAL_FACTOR
 gradients flowing back and XLA's temporaries come on top: measured peak growth on CPU was 0.6 times
 the residuals for VGG-19 and 1.6-2.1 times for ResNet-18 at 224 px, batches of 16 and 64), plus
 :data:`IMAGE_COPIES` copies of the image batch (its parameters, their gradient, Adam's two
-moments, the last finite parameters, the evaluated image), the snapshots kept for ``save_every``
-and the loss history. :func:`check_fits` refuses a request that needs more than the machine has
-available before any array is built, unless forced.
+moments, the last finite parameters, the evaluated image), the flipped kernels a render makes
+for its input gradients, the snapshots kept for ``save_every`` and the loss history.
+:func:`check_fits` refuses a request that needs more than the machine has available before any
+array is built, unless forced.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from paramviz.backbones.base import Backbone
+from paramviz.backbones.base import INPUT_GRAD, Backbone
 from paramviz.errors import UserError
 from paramviz.io import format_bytes
 
@@ -52,9 +53,11 @@ def render_bytes(
 
     residuals = _abstract(lambda x: jax.vjp(value, x)[1], backbone, batch, image_hw)
     kept = sum(_bytes(leaf) for leaf in jax.tree.leaves(residuals))
+    prepared = jax.eval_shape(lambda net: net.for_image_gradients(layers), backbone).variables
+    flipped = sum(_bytes(leaf) for leaf in jax.tree.leaves(prepared.get(INPUT_GRAD, {})))
     image_bytes = batch * image_hw[0] * image_hw[1] * 3 * FLOAT_BYTES
     losses = steps * FLOAT_BYTES
-    return int(RESIDUAL_FACTOR * kept + (IMAGE_COPIES + snapshots) * image_bytes + losses)
+    return int(RESIDUAL_FACTOR * kept + flipped + (IMAGE_COPIES + snapshots) * image_bytes + losses)
 
 
 def forward_bytes(

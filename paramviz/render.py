@@ -409,7 +409,7 @@ def render(
         terms.arrays,
         image.arrays,
         transform.arrays,
-        {name: net.variables for name, net in used.items()},
+        {name: net.for_image_gradients(layers[name]).variables for name, net in used.items()},
         jax.random.PRNGKey(seed),
         jnp.asarray(relu_redirect_steps, jnp.int32),
     )

@@ -2,7 +2,8 @@
 
 Render differentiates with respect to the image only, through the fast paths that replace XLA's
 defaults (1×1 convolutions as matrix products, max pools with a mask backward that routes each
-window's gradient to its first maximum, as PyTorch does). A weighted sum of one layer's
+window's gradient to its first maximum, as PyTorch does, and spatial convolutions whose input
+gradient uses a flipped kernel made once per render). A weighted sum of one layer's
 activations is differentiated on both sides; tolerance: max |Δ| ≤ 1e-4 × max |torch gradient|.
 Past ResNet-50's ``layer2`` a few pre-activations sit within float rounding of zero and their ReLU
 passes the gradient on one side and not the other (also before these fast paths: 7.6e-3 at
@@ -21,6 +22,8 @@ import pytest
 import torch
 import torch_reference as reference
 
+from paramviz.backbones import ops
+from paramviz.backbones.base import INPUT_GRAD
 from weights import mapping
 
 TOLERANCE = 1e-4
@@ -42,17 +45,24 @@ def converted(arch: str, size: tuple[int, int]):
     return model, mapping.convert(arch, reference.state_dict_numpy(model), **options)
 
 
+@pytest.mark.parametrize("prepared", [False, True], ids=["plain", "render-kernels"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_input_gradient_matches_pytorch_autograd(case):
+def test_input_gradient_matches_pytorch_autograd(case, prepared):
     arch, layer, size = CASES[case]
     model, backbone = converted(arch, size)
+    if prepared:  # as render runs it: the flipped kernels made once, all weights arguments
+        backbone = backbone.for_image_gradients()
+        assert INPUT_GRAD in backbone.variables
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(2, *size, 3)).astype(np.float32)
     normalised = (images - np.float32(backbone.module.mean)) / np.float32(backbone.module.std)
     shape = backbone.features(images, [layer])[layer].shape
     weights = rng.normal(size=shape).astype(np.float32)
 
-    ours = jax.grad(lambda x: jnp.sum(backbone(x, [layer])[layer] * weights))(images)
+    def weighted(x, net):
+        return jnp.sum(net(x, [layer])[layer] * weights)
+
+    ours = jax.jit(jax.grad(weighted))(images, backbone)
     module = reference.tap_modules(model, arch)[layer]
     captured = {}
     handle = module.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
@@ -71,3 +81,23 @@ def test_input_gradient_matches_pytorch_autograd(case):
     else:
         error = np.abs(ours - theirs).max() / np.abs(theirs).max()
         assert error < TOLERANCE, f"{case}: {error:.2e}"
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "size"),
+    [(3, 1, 1, 9), (3, 2, 1, 10), (3, 2, 0, 13), (7, 2, 3, 11), (11, 4, 2, 31), (5, 1, 2, 8)],
+)
+def test_flipped_kernel_gives_the_gradients_of_xla_s_own_transpose(kernel, stride, padding, size):
+    """Both gradients, to the input and to the kernel, at odd and even sizes where a stride
+    leaves the last rows out of every window."""
+    rng = np.random.default_rng(kernel * stride + size)
+    x = jnp.asarray(rng.normal(size=(2, size, size + 1, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 4)), jnp.float32)
+
+    def energy(x, w, flipped):
+        return jnp.sum(ops.conv2d(x, w, stride, padding, flipped) ** 2)
+
+    plain = jax.grad(energy, (0, 1))(x, w, None)
+    prepared = jax.grad(energy, (0, 1))(x, w, ops.input_grad_kernel(w))
+    for ours, xla in zip(prepared, plain, strict=True):
+        np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5 * float(jnp.abs(xla).max()))

@@ -49,6 +49,18 @@ class Backbone:
         are an argument, so another network of the same architecture reuses the program."""
         return _apply(self.module, self.variables, jnp.asarray(images, jnp.float32), tuple(layers))
 
+    def for_image_gradients(self, layers: Sequence[str] | None = None) -> Backbone:
+        """The same network, its variables extended by :func:`with_input_grad_kernels` for the
+        steps up to the deepest of ``layers`` (all when None). A network of our own
+        architectures; a wrapped foreign module is returned as it is."""
+        if not isinstance(self.module, TapNetwork):
+            return self
+        steps = self.module.steps()
+        if layers is not None:
+            steps = steps[: self.module.check_layers(layers) + 1]
+        used = {step.name for step in steps}
+        return dataclasses.replace(self, variables=with_input_grad_kernels(self.variables, used))
+
     def check_layers(self, layers: Sequence[str], image_hw: tuple[int, int]) -> None:
         """Unknown layers, or an image too small to reach them, fail before any work is done."""
         self.module.check_layers(layers)  # UserError listing the valid names
@@ -137,14 +149,7 @@ class Conv(Step):
             x, pad = ops.reflect_pad(x, pad), 0
         if self.kernel == 1 and pad == 0:  # a matrix product: 2-3x faster than XLA's CPU conv
             return Pointwise(self.features, self.stride, self.bias, name=self.name)(x)
-        conv = nn.Conv(
-            self.features,
-            (self.kernel, self.kernel),
-            strides=(self.stride, self.stride),
-            padding=((pad, pad), (pad, pad)),
-            use_bias=self.bias,
-            name=self.name,
-        )
+        conv = SpatialConv(self.features, self.kernel, self.stride, pad, self.bias, name=self.name)
         return conv(x)
 
     def param_refs(self):
@@ -152,6 +157,59 @@ class Conv(Step):
         if self.bias:
             refs.append(ParamRef("params", (self.name, "bias"), f"{self.torch}.bias", "vector"))
         return tuple(refs)
+
+
+INPUT_GRAD = "input_grad"  # the variable collection of :func:`with_input_grad_kernels`
+
+
+class SpatialConv(nn.Module):
+    """``nn.Conv``'s variables and result; when the variables carry an :data:`INPUT_GRAD`
+    kernel (a render adds them), the gradient to the input uses it instead of flipping anew."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
+        flipped = None
+        if self.has_variable(INPUT_GRAD, "kernel"):
+            flipped = self.get_variable(INPUT_GRAD, "kernel")
+        y = ops.conv2d(x, kernel, self.stride, self.padding, flipped)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return y
+
+
+def with_input_grad_kernels(variables: Mapping[str, Any], steps: set[str]) -> dict[str, Any]:
+    """``variables`` plus, for every spatial kernel of the named top-level ``steps``, the flipped
+    copy its input gradient uses.
+
+    Made once per render rather than at every step; worth it wherever gradients flow to the
+    image but never to the weights. The other leaves are shared, not copied.
+    """
+    flat = flatten(dict(variables))
+    kernels = {
+        INPUT_GRAD + key.removeprefix("params"): leaf
+        for key, leaf in flat.items()
+        if _is_spatial_kernel(key, leaf) and key.split("/")[1] in steps
+    }
+    return unflatten({**flat, **_flip_kernels(kernels)})
+
+
+def _is_spatial_kernel(key: str, leaf: Any) -> bool:
+    """A ``params/.../kernel`` wider than 1×1 (1×1 ones are matrix products: nothing to flip)."""
+    parts = key.split("/")
+    return parts[0] == "params" and parts[-1] == "kernel" and leaf.ndim == 4 and leaf.shape[0] > 1
+
+
+@jax.jit
+def _flip_kernels(kernels: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return jax.tree.map(ops.input_grad_kernel, kernels)
 
 
 class Pointwise(nn.Module):

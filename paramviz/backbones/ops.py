@@ -4,6 +4,8 @@ Every function here reproduces what the matching ``torch.nn`` layer computes in 
 checkpoints come from PyTorch), with static output shapes so that everything jit-compiles:
 
 * :func:`relu` – ReLU, optionally with Lucid's redirected gradient (a ``jax.custom_vjp``).
+* :func:`conv2d` – ``Conv2d``'s cross-correlation; :func:`input_grad_kernel` prepares, once, the
+  flipped kernel its gradient to the input needs, so that a step does not flip it every time.
 * :func:`max_pool` – ``MaxPool2d`` incl. ``ceil_mode`` and ``-inf`` padding; non-overlapping pools
   use a reshape-max and overlapping ones a max of shifted views, both with a backward that
   routes through an equality mask (faster than XLA's ``select_and_scatter``).
@@ -64,6 +66,71 @@ def _redirected_relu_bwd(residuals, g):
 
 
 _redirected_relu.defvjp(_redirected_relu_fwd, _redirected_relu_bwd)
+
+# ---------------------------------------------------------------------------------- convolution
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def conv2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: int,
+    flipped: jax.Array | None = None,
+) -> jax.Array:
+    """``nn.Conv2d`` without bias on NHWC input and an HWIO ``kernel``.
+
+    ``flipped`` (``input_grad_kernel(kernel)``) is used by the gradient to ``x``. XLA cannot
+    precompute it when the kernel is an argument of the compiled step rather than a constant,
+    and would otherwise flip and transpose every kernel at every step.
+    """
+    if flipped is None:
+        return _correlate(x, kernel, stride, padding)
+    return _conv_with_flipped(x, kernel, flipped, stride, padding)
+
+
+def input_grad_kernel(kernel: jax.Array) -> jax.Array:
+    """The HWIO kernel whose correlation with an output gradient gives the input gradient."""
+    return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
+
+
+def _correlate(x, kernel, stride, padding, dilation=1, pads=None):
+    pads = pads or [(padding, padding)] * 2
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        (stride, stride),
+        pads,
+        lhs_dilation=(dilation, dilation),
+        dimension_numbers=_NHWC,
+    )
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _conv_with_flipped(x, kernel, flipped, stride, padding):
+    return _correlate(x, kernel, stride, padding)
+
+
+def _conv_with_flipped_fwd(x, kernel, flipped, stride, padding):
+    return _correlate(x, kernel, stride, padding), (x, kernel, flipped)
+
+
+def _conv_with_flipped_bwd(stride, padding, residuals, g):
+    """The input gradient correlates the stride-dilated ``g`` with ``flipped``; the kernel's
+    gradient is JAX's own (and is dropped by the compiler when only the input's is used)."""
+    x, kernel, flipped = residuals
+    size = kernel.shape[0]
+    pads = [
+        (size - 1 - padding, n - 1 - (m - 1) * stride + padding)
+        for n, m in zip(x.shape[1:3], g.shape[1:3], strict=True)
+    ]
+    dx = _correlate(g, flipped, 1, 0, dilation=stride, pads=pads)
+    _, kernel_vjp = jax.vjp(lambda k: _correlate(x, k, stride, padding), kernel)
+    return dx, *kernel_vjp(g), jnp.zeros_like(flipped)
+
+
+_conv_with_flipped.defvjp(_conv_with_flipped_fwd, _conv_with_flipped_bwd)
 
 # --------------------------------------------------------------------------------------- pooling
 
