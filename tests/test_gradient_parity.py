@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch_reference as reference
 
+from paramviz import objectives
 from paramviz.backbones import ops
 from paramviz.backbones.base import INPUT_GRAD
 from weights import mapping
@@ -101,3 +102,23 @@ def test_flipped_kernel_gives_the_gradients_of_xla_s_own_transpose(kernel, strid
     prepared = jax.grad(energy, (0, 1))(x, w, ops.input_grad_kernel(w))
     for ours, xla in zip(prepared, plain, strict=True):
         np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5 * float(jnp.abs(xla).max()))
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 7, 5), (1, 16, 16, 64), (3, 6)], ids=str)
+def test_the_gram_s_one_product_backward_is_autodiff_s(shape):
+    """The style loss's Gram has its own backward; a dense ``(N, C)`` input counts as 1×1."""
+    rng = np.random.default_rng(len(shape))
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    target = jnp.asarray(rng.normal(size=(shape[-1], shape[-1])), jnp.float32)
+
+    def autodiff_gram(t):
+        t = t.reshape(t.shape[0], -1, t.shape[-1])
+        return jnp.swapaxes(t, 1, 2) @ t / t.shape[1]
+
+    def loss(gram_fn, t):
+        return jnp.mean(jnp.abs(gram_fn(t) - target) ** 1.5)
+
+    np.testing.assert_allclose(objectives.gram(x), autodiff_gram(x), rtol=1e-6, atol=1e-6)
+    ours = jax.grad(functools.partial(loss, objectives.gram))(x)
+    theirs = jax.grad(functools.partial(loss, autodiff_gram))(x)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6 * float(jnp.abs(theirs).max()))

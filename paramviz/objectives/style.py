@@ -24,8 +24,26 @@ def gram(activations: jax.Array) -> jax.Array:
     """
     t = as_nhwc(activations)
     n, h, w, c = t.shape
-    flat = t.reshape(n, h * w, c)
-    return jnp.swapaxes(flat, 1, 2) @ flat / (h * w)
+    return _gram_unscaled(t.reshape(n, h * w, c)) / (h * w)
+
+
+@jax.custom_vjp
+def _gram_unscaled(flat: jax.Array) -> jax.Array:
+    """``flat^T flat`` per image, ``(N, P, C) -> (N, C, C)``."""
+    return jnp.swapaxes(flat, 1, 2) @ flat
+
+
+def _gram_unscaled_fwd(flat):
+    return _gram_unscaled(flat), flat
+
+
+def _gram_unscaled_bwd(flat, g):
+    """One matrix product ``flat (g + g^T)``, where autodiff makes two, one per factor (and on
+    CPU transposes ``flat`` for one of them): half a style step's Gram time at 256 px."""
+    return (flat @ (g + jnp.swapaxes(g, 1, 2)),)
+
+
+_gram_unscaled.defvjp(_gram_unscaled_fwd, _gram_unscaled_bwd)
 
 
 def smooth(activations: jax.Array, mode: str = "none") -> jax.Array:
