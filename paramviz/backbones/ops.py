@@ -86,7 +86,7 @@ def conv2d(
     and would otherwise flip and transpose every kernel at every step.
     """
     if flipped is None:
-        return _correlate(x, kernel, stride, padding)
+        return _correlate(x, kernel, stride, [(padding, padding)] * 2)
     return _conv_with_flipped(x, kernel, flipped, stride, padding)
 
 
@@ -95,8 +95,7 @@ def input_grad_kernel(kernel: jax.Array) -> jax.Array:
     return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
 
 
-def _correlate(x, kernel, stride, padding, dilation=1, pads=None):
-    pads = pads or [(padding, padding)] * 2
+def _correlate(x, kernel, stride, pads, dilation=1):
     return lax.conv_general_dilated(
         x,
         kernel,
@@ -109,11 +108,11 @@ def _correlate(x, kernel, stride, padding, dilation=1, pads=None):
 
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _conv_with_flipped(x, kernel, flipped, stride, padding):
-    return _correlate(x, kernel, stride, padding)
+    return conv2d(x, kernel, stride, padding)
 
 
 def _conv_with_flipped_fwd(x, kernel, flipped, stride, padding):
-    return _correlate(x, kernel, stride, padding), (x, kernel, flipped)
+    return conv2d(x, kernel, stride, padding), (x, kernel, flipped)
 
 
 def _conv_with_flipped_bwd(stride, padding, residuals, g):
@@ -125,8 +124,8 @@ def _conv_with_flipped_bwd(stride, padding, residuals, g):
         (size - 1 - padding, n - 1 - (m - 1) * stride + padding)
         for n, m in zip(x.shape[1:3], g.shape[1:3], strict=True)
     ]
-    dx = _correlate(g, flipped, 1, 0, dilation=stride, pads=pads)
-    _, kernel_vjp = jax.vjp(lambda k: _correlate(x, k, stride, padding), kernel)
+    dx = _correlate(g, flipped, 1, pads, dilation=stride)
+    _, kernel_vjp = jax.vjp(lambda k: conv2d(x, k, stride, padding), kernel)
     return dx, *kernel_vjp(g), jnp.zeros_like(flipped)
 
 
