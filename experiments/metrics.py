@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from paramviz import xla
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import (
@@ -648,7 +649,7 @@ def transfer_robustness(
     batch, _ = _batched(images)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
 
-    @jax.jit
+    @xla.jit
     def values(nets: Mapping[str, Backbone], image: jax.Array, draws: jax.Array):
         base = objective(network_features(nets, layers, image, image))
         moved = jax.lax.map(

@@ -32,6 +32,7 @@ from experiments.attacks import Threat, pgd
 from experiments.pictures import load_picture
 from experiments.registry import Settings
 from experiments.runner import RunContext
+from paramviz import xla
 
 PICTURES: tuple[str, ...] = (
     "astronaut",
@@ -89,7 +90,7 @@ def attack_features(
     return Attack(moved, _per_example_norm(adversarial - images), adversarial, clean)
 
 
-@functools.partial(jax.jit, static_argnames=("layer", "steps"))
+@functools.partial(xla.jit, static_argnames=("layer", "steps"))
 def attack_layer(backbone, images, key, eps, step_size, *, layer: str, steps: int) -> Attack:
     """:func:`attack_features` of one layer; jitted with the network as an argument, so twins
     of the same architecture share one compiled program."""

@@ -16,7 +16,7 @@ import datetime
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,7 @@ class RunContext:
         self.backbone_set = backbone_set
         self.options = options
         self._networks: dict[tuple[str, str | None], Any] = {}
+        self._calibrations: dict[Hashable, dict[str, dict[str, float]]] = {}
 
     @property
     def quick(self) -> bool:
@@ -110,6 +111,15 @@ class RunContext:
         if key not in self._networks:
             self._networks[key] = backbone_sets.load_member(self.backbone_set.judge)
         return self._networks[key]
+
+    def calibration(
+        self, group: Hashable, compute: Callable[[], dict[str, dict[str, float]]]
+    ) -> dict[str, dict[str, float]]:
+        """The calibration metrics of ``group`` (its pictures, size and seed): experiments of a
+        run share groups, and every judge scores the same calibration pictures, so once per run."""
+        if group not in self._calibrations:
+            self._calibrations[group] = compute()
+        return self._calibrations[group]
 
     def picture(self, name: str, size: int) -> np.ndarray:
         """Input picture ``name`` at ``size`` px, exactly as saved in ``inputs/`` (8-bit)."""

@@ -238,8 +238,12 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
     }
     if job.calibrate:
         other = context.picture(job.other_picture, size) if job.other_picture else content_image
-        details["calibration"] = judges.calibration_metrics(
-            context, content_image, style_image, other, job.seed
+        group = (job.content_picture, job.style_picture, job.other_picture, size, job.seed)
+        details["calibration"] = context.calibration(
+            group,
+            lambda: judges.calibration_metrics(
+                context, content_image, style_image, other, job.seed
+            ),
         )
     return CellOutput(picture, values, inputs, None, details)
 

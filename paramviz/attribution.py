@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from paramviz import xla
 from paramviz.backbones import Backbone
 from paramviz.objectives import MAIN, Objective
 from paramviz.render import Transform, network_features, required_layers, resolve_transforms
@@ -41,7 +42,7 @@ def transparency(
         batch = transform(jax.random.fold_in(key, draw), x)
         return objective(network_features(networks, layers, x, batch))
 
-    gradient = jax.jit(jax.grad(value))
+    gradient = xla.jit(jax.grad(value))
     x = jnp.asarray(images, jnp.float32)
     total = sum(jnp.abs(gradient(x, jnp.int32(d))).sum(axis=-1) for d in range(draws))
     peak = jnp.max(total, axis=(1, 2), keepdims=True)

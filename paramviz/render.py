@@ -38,6 +38,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from paramviz import progress as progress_bars
+from paramviz import xla
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import IMAGE, INPUT, MAIN, PSEUDO_LAYERS, Objective, as_objective
@@ -339,8 +340,8 @@ def _build(
     # the step 3x slower: measured on VGG). After a non-finite loss the step is a no-op.
     shapes = jax.eval_shape(lambda p, i: features(p, i, jnp.int32(0))[1], params, example)
     return _Program(
-        step=jax.jit(step_once),
-        evaluate=jax.jit(evaluate) if uses_value_fn else None,
+        step=xla.jit(step_once),
+        evaluate=xla.jit(evaluate) if uses_value_fn else None,
         shapes={
             net: {k: tuple(v.shape) for k, v in feats.items()} for net, feats in shapes.items()
         },

@@ -316,3 +316,18 @@ def test_report_of_the_quick_run_loads_in_chromium(quick, chrome, artifacts):
     assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
     assert chrome.execute_script("return document.images.length") > 0
     shutil.copy(page, artifacts / "report-quick-run.html")
+
+
+def test_a_calibration_group_is_judged_once_per_run(tmp_path: Path):
+    """Experiments of a run share their calibration groups (same pictures, size and seed)."""
+    context = runner.RunContext(tmp_path, backbone_set=None, options=None)
+    judged = []
+
+    def judge() -> dict[str, dict[str, float]]:
+        judged.append(1)
+        return {"content": {"style_distance": float(len(judged))}}
+
+    group = ("chelsea", "starry", None, 64, 0)
+    first = context.calibration(group, judge)
+    assert context.calibration(group, judge) == first and len(judged) == 1
+    assert context.calibration((*group[:-1], 1), judge) != first  # another seed: judged again

@@ -6,6 +6,7 @@ Compilations are counted from JAX's own log (``jax.log_compiles``), not timed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -22,6 +23,7 @@ from paramviz import backbones, objectives, param, render
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "conv8k3s1p1,relu,maxpool2,conv12k3s1p1,relu,conv16k3s2p1,relu"
+WIDE = "conv32k3s1p1,relu,conv32k3s1p1,relu"  # wide enough for XLA to pick YNNPACK
 
 
 @contextlib.contextmanager
@@ -163,3 +165,26 @@ def test_a_repeated_command_loads_its_program_from_the_cache(tmp_path: Path):
     assert "Persistent compilation cache hit for 'jit_step_once'" not in logs[0]
     assert "Persistent compilation cache hit for 'jit_step_once'" in logs[1]
     assert any((tmp_path / "home" / "jax-cache").glob("jit_step_once-*"))
+
+
+def test_the_step_runs_xlas_own_convolutions_not_ynnpacks(monkeypatch: pytest.MonkeyPatch):
+    """paramviz.xla's options reach the compiled step: on CPU, XLA's default hands a convolution
+    this wide to YNNPACK (one core at a time), as a plain ``jax.jit`` of one shows."""
+    net = backbones.init("sequential", jax.random.PRNGKey(0), (24, 24), spec=WIDE)
+    runs, run_class = [], render._Run
+    monkeypatch.setattr(render, "_Run", lambda *args: runs.append(args) or run_class(*args))
+    render.render(objectives.channel("relu2", 0), param.pixel(24, 1, key=jax.random.PRNGKey(0)),
+                  net, steps=1, progress=False)  # fmt: skip
+    [(program, inputs, state)] = runs
+    step = program.step.lower(state, inputs).compile().as_text()
+    assert "convolution(" in step and "ynn_fusion" not in step
+    x, kernel = np.ones((1, 24, 24, 32), np.float32), np.ones((3, 3, 32, 32), np.float32)
+    plain = jax.jit(
+        functools.partial(
+            jax.lax.conv_general_dilated,
+            window_strides=(1, 1),
+            padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+    )
+    assert "ynn_fusion" in plain.lower(x, kernel).compile().as_text()

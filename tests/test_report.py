@@ -380,6 +380,16 @@ def test_a_folder_that_is_not_a_run_is_a_user_error(tmp_path: Path):
     with pytest.raises(UserError, match="cannot read"):
         report.write_report(tmp_path)
     assert not (tmp_path / "report.html").exists()
+    assert not (tmp_path / "summary").exists()  # refused before anything is written
+
+
+def test_the_report_reads_each_experiment_once(run_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from experiments.report import load
+
+    read, original = [], load.load_experiment
+    monkeypatch.setattr(load, "load_experiment", lambda *a: read.append(a[1]) or original(*a))
+    report.write_report(run_dir)  # the summary and the page
+    assert sorted(read) == sorted(set(read)) and "style-grid" in read
 
 
 def test_unreadable_experiment_and_escaping_paths_are_skipped(run_dir: Path, tmp_path: Path):

@@ -244,6 +244,19 @@ def test_the_fixed_size_is_found_from_the_linear_layer(flat_weights):
     assert fixed_input_size(backbones.init("resnet18", jax.random.PRNGKey(0)), ["logits"]) is None
 
 
+def test_the_fixed_size_is_searched_once_per_network(flat_weights, monkeypatch):
+    from paramviz.backbones import input_size
+
+    probes, probe = [], input_size._flat_values
+    monkeypatch.setattr(input_size, "_flat_values", lambda *a: probes.append(a[2]) or probe(*a))
+    monkeypatch.setattr(input_size, "_FOUND_SIDES", {})
+    net = backbones.load(flat_weights)
+    assert fixed_input_size(net, ["logits"]) == (16, 16) and len(probes) > 5  # a binary search
+    searched = len(probes)
+    assert fixed_input_size(net, ["logits"]) == fixed_input_size(net, ["relu3"]) == (16, 16)
+    assert len(probes) == searched  # the same linear layer: remembered
+
+
 def test_visualize_resizes_each_batch_to_the_networks_size(flat_weights, tmp_path, capsys):
     out = tmp_path / "v.png"
     argv = ["visualize", "--weights", flat_weights, "--objective", "logit:3", "--steps", "3"]

@@ -75,6 +75,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     return Run(folder, record, experiments, skipped)
 
 
+def as_run(run: Run | str | os.PathLike) -> Run:
+    """``run`` itself, or the run folder it names read (so a caller that has read it once
+    passes it on instead of reading it again)."""
+    return run if isinstance(run, Run) else load_run(run)
+
+
 def experiment_names(folder: Path, record: records.RunRecord) -> list[str]:
     """The experiments ``run.json`` lists (its order is the page's), or, if it lists none,
     every folder with a ``metrics.json``."""

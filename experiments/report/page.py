@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from markupsafe import Markup
 
 from experiments.records import CellRecord, ExperimentRecord
-from experiments.report.load import Experiment, Images, Run, load_run
+from experiments.report.load import Experiment, Images, Run, as_run, load_run
 from experiments.report.plot import r_plot, r_series
 from experiments.report.templating import fmt, render, static_text
 from paramviz.io import atomic_path
@@ -282,9 +282,9 @@ def sections(run: Run) -> list[Section]:
     return found
 
 
-def render_report(run_dir: str | os.PathLike) -> str:
+def render_report(run_dir: Run | str | os.PathLike) -> str:
     """The whole page as a string (raises ``UserError`` if ``run_dir`` is not a run)."""
-    run = load_run(run_dir)
+    run = as_run(run_dir)
     page = render(
         "page.html.j2",
         folder_name=run.folder.resolve().name,
@@ -303,9 +303,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     beside the run (``RUN_DIR/summary/``, :mod:`.summary`); returns the page's path."""
     from experiments.report.summary import write_summary
 
-    write_summary(run_dir)
-    page = render_report(run_dir)
-    path = Path(out) if out is not None else Path(run_dir) / "report.html"
+    run = load_run(run_dir)  # read once, for the summary and the page
+    write_summary(run)
+    page = render_report(run)
+    path = Path(out) if out is not None else run.folder / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import calibration, judges
-from experiments.report.load import Experiment, load_run
+from experiments.report.load import Experiment, Run, as_run
 from experiments.style_job import calibrations
 
 COLUMNS = (
@@ -97,9 +97,9 @@ def sheets(experiment: Experiment, out: Path) -> list[str]:
     return lines
 
 
-def summary_markdown(run_dir: str | os.PathLike, out: Path) -> str:
+def summary_markdown(run_dir: Run | str | os.PathLike, out: Path) -> str:
     """The summary of every experiment in the run folder; sheets are copied into ``out``."""
-    run = load_run(run_dir)
+    run = as_run(run_dir)
     parts = [f"# {run.folder.name}: weights set {run.record.weights_set}"]
     for experiment in run.experiments:
         record = experiment.record
@@ -111,13 +111,14 @@ def summary_markdown(run_dir: str | os.PathLike, out: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_summary(run_dir: str | os.PathLike) -> Path:
+def write_summary(run_dir: Run | str | os.PathLike) -> Path:
     """Write ``RUN_DIR/summary/summary.md`` (and the sheets); returns its path."""
     from paramviz.io import atomic_path
 
-    out = Path(run_dir) / "summary"
+    run = as_run(run_dir)
+    out = run.folder / "summary"
     out.mkdir(exist_ok=True)
-    text = summary_markdown(run_dir, out)
+    text = summary_markdown(run, out)
     path = out / "summary.md"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -17,6 +17,7 @@ from experiments.datasets import (
     Dataset,
 )
 from experiments.train.model import LogitsFn, cross_entropy
+from paramviz import xla
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,11 @@ def evaluate(
 ) -> Evaluation:
     """Clean accuracy on all of ``dataset``; PGD accuracy on a seeded random ``robust_limit``."""
 
-    @jax.jit
+    @xla.jit
     def clean(images, labels, _key):
         return jnp.argmax(logits_fn(params, images), axis=-1) == labels
 
-    @jax.jit
+    @xla.jit
     def robust(images, labels, key):
         loss = lambda x: cross_entropy(logits_fn(params, x), labels)  # noqa: E731
         return jnp.argmax(logits_fn(params, threat.attack(loss, images, key)), axis=-1) == labels

@@ -34,6 +34,7 @@ from experiments.train.model import (
     with_params,
 )
 from paramviz import progress as progress_bars
+from paramviz import xla
 from paramviz.backbones import Backbone, read_metadata, save
 from paramviz.errors import UserError
 from paramviz.io import atomic_path
@@ -158,7 +159,7 @@ def make_train_step(
         new_state = TrainState(params, opt_state, state.step + 1, state.key, x_adv - images)
         return new_state, metrics
 
-    return jax.jit(free_step if config.adversarial == "free" else step)
+    return xla.jit(free_step if config.adversarial == "free" else step)
 
 
 def updates_per_step(config: TrainConfig) -> int:

@@ -10,6 +10,7 @@ linear layer run at any size (:func:`spatial_layers`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -20,6 +21,9 @@ from paramviz.backbones.base import AdaptiveAvgPool, Backbone, Dense, Flatten, T
 from paramviz.errors import UserError
 
 LARGEST_SIDE = 8192  # the search for a fixed size stops here
+# (module, layer before the linear one, its width) -> side: the search traces the network a dozen
+# times, and every check of a render asks again.
+_FOUND_SIDES: dict[tuple, int | None] = {}
 
 
 def spatial_layers(module: TapNetwork) -> tuple[str, ...]:
@@ -49,7 +53,14 @@ def fixed_input_size(backbone: Backbone, layers: Sequence[str]) -> tuple[int, in
     dense = steps[dense_at]
     wanted = backbone.variables["params"][dense.name]["kernel"].shape[0]
     before = steps[dense_at - 1].name if dense_at else None
-    side = _side_with(lambda s: _flat_values(backbone, before, s), wanted)
+    search = functools.partial(_side_with, lambda s: _flat_values(backbone, before, s), wanted)
+    key = (module, before, wanted)
+    try:
+        side = _FOUND_SIDES[key]
+    except KeyError:
+        side = _FOUND_SIDES[key] = search()
+    except TypeError:  # a module that cannot be hashed: search every time
+        side = search()
     if side is None:
         raise UserError(
             f"{dense.name} of {backbone.arch} takes {wanted} values, and no square input size up "
