@@ -154,10 +154,13 @@ def judge_picture(
             continue
         net = _load(context, judge)
         layers = _layers(net)
-        values[f"style_{judge.role}"] = float(metrics.style_distance(net, picture, style, layers))
+        acts = metrics.judge_activations(net, picture, layers)  # one pass for both distances
+        values[f"style_{judge.role}"] = float(
+            metrics.style_distance(net, picture, style, layers, activations=acts)
+        )
         if content is not None:
             values[f"content_{judge.role}"] = float(
-                metrics.content_distance(net, picture, content, layers)
+                metrics.content_distance(net, picture, content, layers, activations=acts)
             )
         if seen is not None:
             seen_values = metrics.style_distance(net, seen, style, layers)

@@ -537,6 +537,11 @@ def content_distance(judge: Backbone, images: Any, content: Any, layers=JUDGE_LA
     return judged_distance(judge, images, content, layers, **{"norm": "l2", **options})
 
 
+def judge_activations(judge: Backbone, images: Any, layers: Sequence[str]) -> dict[str, jax.Array]:
+    """The judge's activations of ``images`` (a picture or a batch) at ``layers``."""
+    return content_targets(judge, _batched(images)[0], tuple(layers))
+
+
 def judged_distance(
     judge: Backbone,
     images: Any,
@@ -546,17 +551,20 @@ def judged_distance(
     norm: str,
     gram_of: bool = False,
     per_layer: bool = False,
+    activations: Mapping[str, jax.Array] | None = None,
 ) -> float | np.ndarray | dict[str, float | np.ndarray]:
     """The judge's distance at ``layers`` from ``reference`` (its Grams with ``gram_of``),
     relative to the reference's: the mean over layers (one value per image), or
-    ``{layer: distance}`` with ``per_layer``."""
+    ``{layer: distance}`` with ``per_layer``. ``activations``: the judge's
+    :func:`judge_activations` of ``images``, when the caller has them (one forward pass serves
+    the style and the content distance)."""
     batch, single = _batched(images)
     layers = tuple(layers)
     if gram_of:
         targets = style_targets(judge, reference, layers)
     else:
         targets = content_targets(judge, reference, layers)
-    acts = content_targets(judge, batch, layers)
+    acts = judge_activations(judge, batch, layers) if activations is None else activations
     distances = {}
     for layer in layers:
         value = gram(acts[layer]) if gram_of else acts[layer]

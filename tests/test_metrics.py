@@ -209,6 +209,20 @@ def test_content_distance_is_zero_for_itself_and_grows_with_noise(conv_judge, st
     assert single == pytest.approx(distances[2], rel=1e-5)
 
 
+def test_one_pass_of_the_judge_serves_the_style_and_the_content_distance(conv_judge, style_image):
+    layers = ("conv1", "relu1")
+    picture = np.random.default_rng(3).uniform(size=style_image.shape).astype(np.float32)
+    acts = metrics.judge_activations(conv_judge, picture, layers)
+    for distance, reference in ((metrics.style_distance, style_image[::-1]),
+                                (metrics.content_distance, style_image)):  # fmt: skip
+        fresh = distance(conv_judge, picture, reference, layers)
+        assert fresh > 0.01
+        assert distance(conv_judge, picture, reference, layers, activations=acts) == fresh
+    other = metrics.judge_activations(conv_judge, style_image, layers)  # another picture's
+    given = metrics.content_distance(conv_judge, picture, style_image, layers, activations=other)
+    assert given == pytest.approx(0.0, abs=1e-7)  # so the given activations are what is compared
+
+
 def test_content_distance_needs_the_content_size(conv_judge, style_image):
     with pytest.raises(UserError, match="content image"):
         metrics.content_distance(conv_judge, style_image[:8, :8], style_image, ("relu1",))
