@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from paramviz import backbones, objectives, param, render
+from paramviz import backbones, objectives, param, render, xla
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "conv8k3s1p1,relu,maxpool2,conv12k3s1p1,relu,conv16k3s2p1,relu"
@@ -120,7 +120,7 @@ def test_lbfgs_keeps_a_separate_evaluator_and_also_compiles_once():
 SHARDED = textwrap.dedent(
     """
     import jax, numpy as np
-    from paramviz import backbones, objectives, param, render
+    from paramviz import backbones, objectives, param, render, xla
     net = backbones.init("sequential", jax.random.PRNGKey(0), (16, 16), spec="conv8k3p1,relu")
     units = objectives.Objective.sum(objectives.channel("relu1", c, batch=c) for c in range(4))
     def go():
@@ -188,3 +188,38 @@ def test_the_step_runs_xlas_own_convolutions_not_ynnpacks(monkeypatch: pytest.Mo
         )
     )
     assert "ynn_fusion" in plain.lower(x, kernel).compile().as_text()
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_freed_heap_pages_go_back_to_the_system():
+    """What a compile leaves to glibc: many small blocks freed below one still in use."""
+    if not xla.release_free_memory():
+        pytest.skip("this C library has no malloc_trim")
+    blocks = [np.ones(16 * 1024, np.float32) for _ in range(2048)]  # 128 MiB in 64 KiB blocks
+    live = np.ones(16 * 1024, np.float32)  # above them, so the heap cannot simply shrink
+    del blocks
+    freed = resident_mb()
+    assert xla.release_free_memory()
+    assert freed - resident_mb() > 100
+    del live
+
+
+def test_a_long_compile_and_each_render_hand_free_memory_back(monkeypatch: pytest.MonkeyPatch):
+    trims: list[int] = []
+    monkeypatch.setattr(xla, "_MALLOC_TRIM", trims.append)
+    x = np.float32(2)
+    monkeypatch.setattr(xla, "RELEASE_AFTER_COMPILE_S", 0.0)
+    jax.jit(lambda v: v * 3.0 + 1.0).lower(x).compile()
+    assert trims == [0]
+    monkeypatch.setattr(xla, "RELEASE_AFTER_COMPILE_S", 1e9)  # no compile is that long
+    jax.jit(lambda v: v * 5.0 - 1.0).lower(x).compile()
+    assert trims == [0]
+    net, image = network(0), param.pixel(24, 1, key=jax.random.PRNGKey(0))
+    render.render("relu2:0", image, net, steps=1, progress=False)
+    trims.clear()
+    render.render("relu2:1", image, net, steps=2, progress=False)  # compiles nothing
+    assert trims == [0]
