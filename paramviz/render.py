@@ -396,7 +396,6 @@ def render(
     """
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
-    xla.release_free_memory()  # what earlier renders freed, before this one's buffers
     objective = as_objective(objective)
     networks = _networks(backbone, backbones)
     layers = required_layers(objective, networks)

@@ -11,9 +11,9 @@ plain ``jax.jit`` for helpers they call. The option is XLA:CPU's; a GPU compile 
 XLA frees its compiler's scratch memory, but glibc keeps freed pages in the process (in the arena
 of the thread that freed them), so a render's memory high-water mark was the compile's scratch
 plus the steps' buffers. After every compile longer than :data:`RELEASE_AFTER_COMPILE_S` (this
-process's, the user's too: it only returns free pages), and when a render starts,
-:func:`release_free_memory` hands the free pages back. benchmarks/README.md ("Levers") has the
-before and after of both.
+process's, the user's too: it only returns free pages), :func:`release_free_memory` hands the
+free pages back. Not between steps or renders: pages given back there are faulted in again by
+the next step. benchmarks/README.md ("Levers") has the before and after.
 """
 
 from __future__ import annotations
