@@ -120,7 +120,7 @@ def test_lbfgs_keeps_a_separate_evaluator_and_also_compiles_once():
 SHARDED = textwrap.dedent(
     """
     import jax, numpy as np
-    from paramviz import backbones, objectives, param, render, xla
+    from paramviz import backbones, objectives, param, render
     net = backbones.init("sequential", jax.random.PRNGKey(0), (16, 16), spec="conv8k3p1,relu")
     units = objectives.Objective.sum(objectives.channel("relu1", c, batch=c) for c in range(4))
     def go():
