@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -58,6 +59,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESULT_PREFIX = "RESULT "
 LONG_STEPS = 512
+WARMUP_STEPS = 2  # the first laps left out of s/step: compiling, first touches
 QUIET_LOAD = 0.5
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,13 +116,21 @@ class Laps:
     def __init__(self) -> None:
         self.wall = [time.perf_counter()]
         self.cpu = [time.process_time()]
+        self.sizes: list[int] = []
 
-    def lap(self) -> None:
+    def lap(self, steps: int = 1) -> None:
         self.wall.append(time.perf_counter())
         self.cpu.append(time.process_time())
+        self.sizes.append(steps)
 
-    def steps(self) -> tuple[list[float], list[float]]:
-        return list(np.diff(self.wall)), list(np.diff(self.cpu))
+    def steps(self, warmup: int = WARMUP_STEPS) -> tuple[list[float], list[float]]:
+        """Per-step wall and CPU times (a lap of n steps gives n equal ones), leaving out the
+        first laps up to ``warmup`` steps: those carry the start-up."""
+        skip = next(i + 1 for i, n in enumerate(itertools.accumulate(self.sizes)) if n >= warmup)
+        laps = list(zip(np.diff(self.wall), np.diff(self.cpu), self.sizes, strict=True))[skip:]
+        wall = [w / n for w, _, n in laps for _ in range(n)]
+        cpu = [c / n for _, c, n in laps for _ in range(n)]
+        return wall, cpu
 
 
 @dataclasses.dataclass
@@ -134,17 +144,17 @@ class Calls:
     long_s: float | None
 
 
-def summarise(calls: Calls, case: Case, import_mb: float, warmup: int = 2) -> dict[str, Any]:
-    """Median over the first call's steps after ``warmup``; startup = what a call spent beyond
+def summarise(calls: Calls, case: Case, import_mb: float) -> dict[str, Any]:
+    """Median over the first call's steps after the warm-up; startup = what a call spent beyond
     its steps."""
-    timed = calls.step_s[warmup:]
+    timed = calls.step_s
     median = statistics.median(timed)
     long_s = calls.long_s
     return {
         "median_s": median,
         "min_s": min(timed),
         "max_s": max(timed),
-        "cpu_per_wall": sum(calls.cpu_s[warmup:]) / sum(timed),
+        "cpu_per_wall": sum(calls.cpu_s) / sum(timed),
         "first_call_s": calls.first_s,
         "first_startup_s": calls.first_s - median * case.steps,
         "repeat_call_s": calls.repeat_s,
@@ -196,11 +206,9 @@ STANDARD_ANGLES = tuple(range(-10, 11)) + 5 * (0,)  # transforms.STANDARD_ANGLES
 
 
 class _StepClock:
-    """Stands in for render's progress bar, whose ``update`` render calls after every host sync.
-
-    With ``sync_every=1`` that is once per step, after the step's result reached the host, so the
-    gaps between calls are per-step wall times of the real render loop.
-    """
+    """Stands in for render's progress bar, whose ``update(n)`` render calls after every host
+    sync, once the ``n`` steps since the last one have run: the gaps between calls, divided by
+    ``n``, are per-step wall times of the real render loop."""
 
     def __init__(self) -> None:
         self.laps = Laps()
@@ -212,12 +220,16 @@ class _StepClock:
         return None
 
     def update(self, n: int) -> None:
-        if n != 1:
-            raise RuntimeError(f"render synced after {n} steps; the clock needs one per sync")
-        self.laps.lap()
+        self.laps.lap(n)
 
     def set_postfix(self, **_: object) -> None:
         return None
+
+
+def first_call_sync(steps: int) -> int:
+    """Steps per host sync in the timed first call: a few laps, each of several steps, since
+    render runs the steps between two syncs as one program call (a user's default is 64)."""
+    return max(1, min(8, steps // 4))
 
 
 def jax_calls(make: Callable[[int], tuple], case: Case) -> Calls:
@@ -237,7 +249,7 @@ def jax_calls(make: Callable[[int], tuple], case: Case) -> Calls:
     clock = _StepClock()
     start = time.perf_counter()
     with mock.patch.object(render_module, "_progress_bar", lambda total, enabled: clock):
-        go(0, case.steps, sync_every=1)
+        go(0, case.steps, sync_every=first_call_sync(case.steps))
     first = time.perf_counter() - start
     steps, cpu = clock.laps.steps()
     repeat = timed(lambda: go(1, case.steps))
@@ -656,7 +668,8 @@ def header() -> str:
         f"paramviz render benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"machine: {cpu}, {os.cpu_count()} cores, load average {load_average()} (1/5/15 min)",
         "float32; per (case, framework) one fresh process making three renders:",
-        "  s/step: median (min-max) over the first call's steps after 2 warm-up steps;",
+        f"  s/step: median (min-max) over the first call's steps after {WARMUP_STEPS} warm-up",
+        "    steps (jax: timed in laps of several steps, one program call each, as render runs);",
         "  cpu/wall: process CPU s per wall s over them (~2 on an undisturbed 2-core machine);",
         "  first: wall s of the first call and its startup (call - steps x s/step: network,",
         "    trace, compile); repeat: the same for a second call with another unit and start;",

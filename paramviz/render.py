@@ -10,11 +10,12 @@ need no second program (L-BFGS, whose line search holds its own values, keeps a 
 evaluator). Set ``jax_compilation_cache_dir`` (the CLI does, under ``$PARAMVIZ_HOME``) and a new
 process loads the compiled programs from disk instead of compiling again.
 
-The host enqueues steps without waiting for them (JAX's dispatch is asynchronous) and only reads
-results back at chunk boundaries (thresholds and every ``sync_every`` steps) to take snapshots,
-update the progress bar and check for non-finite losses; the recent losses and the last finite
-parameters live on the device. With more than one device the batch axis of the parameters (and
-so of the optimizer state) is sharded over all of them and the weights are replicated.
+The steps between two chunk boundaries (thresholds and every ``sync_every`` steps) run as one call
+of one program, a loop over the step, and the host reads results back only there, to take
+snapshots, update the progress bar and check for non-finite losses; the recent losses and the
+last finite parameters live on the device. With more than one device the batch axis of the
+parameters (and so of the optimizer state) is sharded over all of them and the weights are
+replicated.
 
 Loss = ``-objective`` (Lucid maximises). Step ``t``'s randomness is ``fold_in(PRNGKey(seed), t)``,
 so a seed fixes the transforms' draws and the result; the parameterisation's own initial draw is
@@ -241,12 +242,13 @@ def _validate_schedule(steps: int, thresholds: Sequence[int], sync_every: int) -
 
 
 class _Program(NamedTuple):
-    """A compiled render: ``step(state, inputs) -> (state, (image, values))``, the image and the
-    summands' values being those *before* the update; ``evaluate(params, step, inputs) ->
-    (image, values)`` for optimizers whose step cannot report them (L-BFGS), else None;
-    ``shapes[network][layer]`` of every layer read, for the objective's index checks."""
+    """A compiled render: ``run_steps(state, inputs, count) -> (state, (image, values))``, the
+    image and the summands' values being those of the last step *before* its update;
+    ``evaluate(params, step, inputs) -> (image, values)`` for optimizers whose step cannot report
+    them (L-BFGS), else None; ``shapes[network][layer]`` of every layer read, for the objective's
+    index checks."""
 
-    step: Callable
+    run_steps: Callable
     evaluate: Callable | None
     shapes: dict[str, dict[str, tuple[int, ...]]]
 
@@ -295,15 +297,18 @@ def _build(
         on = (step < inputs.redirect_steps).astype(jnp.float32) if redirect else None
         return picture, network_features(nets, layers, picture, batch, on)
 
-    def values(params: Any, inputs: _Inputs, step: jax.Array):
-        picture, feats = features(params, inputs, step)
-        summands = []
+    def summands(inputs: _Inputs, feats: dict) -> jax.Array:
+        stacked = []
         for fn in terms.rebuild(inputs.terms):
             value = fn(feats)
             if jnp.shape(value) != ():
                 raise UserError(f"objective must return a scalar, got shape {jnp.shape(value)}")
-            summands.append(value)
-        stacked = jnp.stack(summands)
+            stacked.append(value)
+        return jnp.stack(stacked)
+
+    def values(params: Any, inputs: _Inputs, step: jax.Array):
+        picture, feats = features(params, inputs, step)
+        stacked = summands(inputs, feats)
         return -jnp.sum(stacked), (picture, stacked)
 
     def step_once(s: _LoopState, inputs: _Inputs) -> tuple[_LoopState, Any]:
@@ -335,17 +340,32 @@ def _build(
     def evaluate(params: Any, step: jax.Array, inputs: _Inputs):
         return values(params, inputs, step)[1]
 
-    # One jitted step dispatched from the host, not a lax.while_loop: XLA's CPU backend runs a loop
-    # body 2-3x slower than the same computation as a top-level program (and a lax.cond around
-    # the step 3x slower: measured on VGG). After a non-finite loss the step is a no-op.
-    shapes = jax.eval_shape(lambda p, i: features(p, i, jnp.int32(0))[1], params, example)
+    def first_step(p: Any, i: _Inputs):
+        picture, feats = features(p, i, jnp.int32(0))
+        return feats, (picture, summands(i, feats))
+
+    shapes, report_shape = jax.eval_shape(first_step, params, example)
+    no_report = None if uses_value_fn else jax.tree.map(_zeros_like, report_shape)
+
+    def run_steps(s: _LoopState, inputs: _Inputs, count: jax.Array) -> tuple[_LoopState, Any]:
+        return jax.lax.fori_loop(
+            0, count, lambda _, carry: step_once(carry[0], inputs), (s, no_report)
+        )
+
+    # ``count`` steps in one program: XLA allocates the step's temporaries once per call, where a
+    # program per step had them freshly mapped (and the pages faulted in) at every step. After a
+    # non-finite loss a step is a no-op; the host stops at the next chunk boundary.
     return _Program(
-        step=xla.jit(step_once),
+        run_steps=xla.jit(run_steps),
         evaluate=xla.jit(evaluate) if uses_value_fn else None,
         shapes={
             net: {k: tuple(v.shape) for k, v in feats.items()} for net, feats in shapes.items()
         },
     )
+
+
+def _zeros_like(shape: jax.ShapeDtypeStruct) -> jax.Array:
+    return jnp.zeros(shape.shape, shape.dtype)
 
 
 def _network_key(backbone: Backbone) -> Hashable:
@@ -472,11 +492,11 @@ def render(
 
 
 class _Run:
-    """The host side of a render: dispatch steps, read back at boundaries, report the end."""
+    """The host side of a render: run chunks of steps, read back at boundaries, report the end."""
 
     def __init__(self, program: _Program, inputs: _Inputs, state: _LoopState):
         self.program, self.inputs, self.state = program, inputs, state
-        self.dispatched = 0  # step calls enqueued
+        self.dispatched = 0  # steps run
         self.reached = 0  # updates applied (stops at a non-finite loss)
         self.losses: list[float] = []
         self.snapshots: dict[int, np.ndarray] = {}
@@ -489,9 +509,9 @@ class _Run:
         return int(self.state.failed_at) >= 0
 
     def advance(self, count: int) -> None:
-        """Enqueue ``count`` steps, then read back how far they got and their losses."""
-        for _ in range(count):
-            self.state, self.pending = self.program.step(self.state, self.inputs)
+        """Run ``count`` steps, then read back how far they got and their losses."""
+        if count:
+            self.state, self.pending = self.program.run_steps(self.state, self.inputs, count)
         self.dispatched += count
         reached = int(self.state.step)
         ring = np.asarray(self.state.losses)
@@ -507,7 +527,7 @@ class _Run:
             picture, values = self.pending
         else:  # one more step call whose update is discarded: its report is of ``params``
             probe = self.state._replace(params=params, step=jnp.asarray(step, jnp.int32))
-            picture, values = self.program.step(probe, self.inputs)[1]
+            picture, values = self.program.run_steps(probe, self.inputs, 1)[1]
         return np.asarray(picture), np.asarray(values, np.float64)
 
     def snapshot(self, boundary: int, final: bool) -> tuple[np.ndarray, float]:

@@ -182,6 +182,32 @@ def test_same_seed_same_image_other_seed_other_image(net):
     assert np.abs(first.image - other.image).max() > 1e-4
 
 
+def test_steps_between_syncs_run_as_one_call_and_give_the_same_render(net, monkeypatch):
+    import paramviz.render as render_module
+
+    calls, run_class = [], render_module._Run
+
+    class CountingRun(run_class):
+        def __init__(self, program, inputs, state):
+            def run_steps(state, inputs, count):
+                calls.append(count)
+                return program.run_steps(state, inputs, count)
+
+            super().__init__(program._replace(run_steps=run_steps), inputs, state)
+
+    monkeypatch.setattr(render_module, "_Run", CountingRun)
+    objective = obj.channel("relu3", 1)
+    kwargs = dict(transforms=transforms.jitter(4), steps=20, seed=3, progress=False)
+    stepwise = render(objective, pixel_param(noise(5)), net, sync_every=1, **kwargs)
+    assert calls == [1] * 21  # a call per step, and one whose report is the final image's
+    calls.clear()
+    chunked = render(objective, pixel_param(noise(5)), net, sync_every=8, thresholds=(5,), **kwargs)
+    assert calls == [5, 1, 2, 8, 4, 1]  # to the threshold, the step that reports it, the chunks
+    np.testing.assert_array_equal(stepwise.image, chunked.image)
+    np.testing.assert_array_equal(stepwise.losses, chunked.losses)
+    assert stepwise.final_loss == chunked.final_loss
+
+
 def _explodes_above(level: float) -> obj.Objective:
     """Mean brightness, but NaN once the image's mean passes ``level``."""
 

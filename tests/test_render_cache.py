@@ -73,7 +73,7 @@ def test_a_second_render_of_the_same_structure_compiles_nothing():
             learning_rate=0.05,
             progress=False,
         )
-    assert first.count("step_once") == 1 and "evaluate" not in first  # one program per render
+    assert first.count("run_steps") == 1 and "evaluate" not in first  # one program per render
     with compiled_programs() as second:
         two = render.render(
             two_units(5, 11, rng.uniform(size=(8, 8)).astype(np.float32)),  # other units, target
@@ -111,7 +111,7 @@ def test_lbfgs_keeps_a_separate_evaluator_and_also_compiles_once():
 
     with compiled_programs() as first:
         go(1.0, 0, 3)
-    assert first.count("step_once") == 1 and first.count("evaluate") == 1
+    assert first.count("run_steps") == 1 and first.count("evaluate") == 1
     with compiled_programs() as second:
         go(2.0, 1, 4)
     assert second == []
@@ -162,9 +162,9 @@ def test_a_repeated_command_loads_its_program_from_the_cache(tmp_path: Path):
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         logs.append(done.stderr)
-    assert "Persistent compilation cache hit for 'jit_step_once'" not in logs[0]
-    assert "Persistent compilation cache hit for 'jit_step_once'" in logs[1]
-    assert any((tmp_path / "home" / "jax-cache").glob("jit_step_once-*"))
+    assert "Persistent compilation cache hit for 'jit_run_steps'" not in logs[0]
+    assert "Persistent compilation cache hit for 'jit_run_steps'" in logs[1]
+    assert any((tmp_path / "home" / "jax-cache").glob("jit_run_steps-*"))
 
 
 def test_the_step_runs_xlas_own_convolutions_not_ynnpacks(monkeypatch: pytest.MonkeyPatch):
@@ -176,7 +176,7 @@ def test_the_step_runs_xlas_own_convolutions_not_ynnpacks(monkeypatch: pytest.Mo
     render.render(objectives.channel("relu2", 0), param.pixel(24, 1, key=jax.random.PRNGKey(0)),
                   net, steps=1, progress=False)  # fmt: skip
     [(program, inputs, state)] = runs
-    step = program.step.lower(state, inputs).compile().as_text()
+    step = program.run_steps.lower(state, inputs, 1).compile().as_text()
     assert "convolution(" in step and "ynn_fusion" not in step
     x, kernel = np.ones((1, 24, 24, 32), np.float32), np.ones((3, 3, 32, 32), np.float32)
     plain = jax.jit(
