@@ -659,14 +659,29 @@ def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cpu_name() -> str:
+    """The CPU's name, family and model, and whether it has AVX-512: hosts that print the same
+    name ("AMD EPYC") can differ by a generation, and the ratios with them."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break  # the first processor is enough
+            fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    vectors = "AVX-512" if "avx512f" in fields.get("flags", "").split() else "no AVX-512"
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{fields['model name']} (family {family}, model {model}, {vectors})"
+
+
 def header() -> str:
     """Machine, load, dtype and the timing method: what the figures mean."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
-        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     lines = [
         f"paramviz render benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"machine: {cpu}, {os.cpu_count()} cores, load average {load_average()} (1/5/15 min)",
+        f"machine: {cpu_name()}, {os.cpu_count()} cores,",
+        f"  load average {load_average()} (1/5/15 min)",
         "float32; per (case, framework) one fresh process making three renders:",
         f"  s/step: median (min-max) over the first call's steps after {WARMUP_STEPS} warm-up",
         "    steps (jax: timed in laps of several steps, one program call each, as render runs);",

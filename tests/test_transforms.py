@@ -89,6 +89,28 @@ def test_edge_fill_repeats_the_border_pixel():
     np.testing.assert_allclose(shrunk[:, 0, 0], IMAGES[:, 0, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("fill", ["constant", "edge", "reflect"])
+@pytest.mark.parametrize("factor", [0.3, 0.92, 1.1, 3.0])
+def test_scale_warp_samples_as_the_affine_warp_of_its_zoom(fill, factor):
+    # A canvas of unequal sides, so that mixing up the axes shows; 0.3 and 3.0 reach far outside.
+    images = jax.random.uniform(jax.random.key(1), (2, 9, 14, 3))
+    cotangent = jax.random.normal(jax.random.key(2), images.shape)
+
+    def loss(warp):
+        return lambda x: jnp.vdot(warp(x), cotangent)
+
+    separable = jax.value_and_grad(loss(lambda x: T.scale_warp(x, factor, fill=fill, value=0.3)))
+    two_d = jax.value_and_grad(
+        loss(lambda x: T.affine_warp(x, jnp.eye(2) / factor, fill=fill, value=0.3))
+    )
+    np.testing.assert_allclose(
+        T.scale_warp(images, factor, fill=fill, value=0.3),
+        T.affine_warp(images, jnp.eye(2) / factor, fill=fill, value=0.3),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(separable(images)[1], two_d(images)[1], atol=1e-5)
+
+
 def crop_offset(output: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:
     """The (row, column) where ``output`` is an exact crop of ``image``, or None."""
     h, w = output.shape[:2]

@@ -25,7 +25,7 @@ from transforms._presets import (
     preset,
     standard,
 )
-from transforms._warp import affine_warp
+from transforms._warp import affine_warp, scale_warp
 
 __all__ = [
     "PRESETS",
@@ -43,6 +43,7 @@ __all__ = [
     "random_rotate",
     "random_scale",
     "resize_to",
+    "scale_warp",
     "standard",
     "translate",
 ]

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import jax
 import jax.numpy as jnp
 
-from transforms._warp import Fill, affine_warp
+from transforms._warp import Fill, affine_warp, scale_warp
 
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 """``transform(key, images)``: NHWC float images in, NHWC images out; pure and differentiable."""
@@ -114,7 +114,7 @@ def random_scale(
 
     def scaled(key: jax.Array, images: jax.Array) -> jax.Array:
         factor = _choose(key, scales)
-        return affine_warp(images, jnp.eye(2) / factor, fill=fill, value=value)
+        return scale_warp(images, factor, fill=fill, value=value)
 
     return _independent(scaled) if independent else scaled
 
