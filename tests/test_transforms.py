@@ -111,6 +111,12 @@ def test_scale_warp_samples_as_the_affine_warp_of_its_zoom(fill, factor):
     np.testing.assert_allclose(separable(images)[1], two_d(images)[1], atol=1e-5)
 
 
+def test_a_canvas_too_large_for_the_flat_index_is_refused():
+    canvas = jax.ShapeDtypeStruct((1, 50000, 50000, 3), jnp.float32)
+    with pytest.raises(ValueError, match="a 50000x50000 canvas has more pixels than a 32-bit"):
+        jax.eval_shape(lambda x: T.affine_warp(x, jnp.eye(2)), canvas)
+
+
 def crop_offset(output: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:
     """The (row, column) where ``output`` is an exact crop of ``image``, or None."""
     h, w = output.shape[:2]

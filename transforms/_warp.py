@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 Fill = Literal["constant", "edge", "reflect"]
 FILLS: tuple[str, ...] = ("constant", "edge", "reflect")
+_LARGEST_INDEX = 2**31 - 1
 
 
 def _check_fill(fill: str) -> None:
@@ -49,6 +50,8 @@ def affine_warp(
     """
     _check_fill(fill)
     n, h, w, c = images.shape
+    if h * w > _LARGEST_INDEX:  # the flat index is int32: it would wrap around silently
+        raise ValueError(f"a {h}x{w} canvas has more pixels than a 32-bit index reaches")
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     dy, dx = jnp.meshgrid(_centred_offsets(h), _centred_offsets(w), indexing="ij")
     src_y = cy + matrix[0, 0] * dy + matrix[0, 1] * dx
