@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 Fill = Literal["constant", "edge", "reflect"]
 FILLS: tuple[str, ...] = ("constant", "edge", "reflect")
-_LARGEST_INDEX = 2**31 - 1
+_INDEX = jnp.int32  # the flat canvas index of affine_warp
 
 
 def _check_fill(fill: str) -> None:
@@ -50,7 +50,7 @@ def affine_warp(
     """
     _check_fill(fill)
     n, h, w, c = images.shape
-    if h * w > _LARGEST_INDEX:  # the flat index is int32: it would wrap around silently
+    if h * w > jnp.iinfo(_INDEX).max:  # the flat index would wrap around silently
         raise ValueError(f"a {h}x{w} canvas has more pixels than a 32-bit index reaches")
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     dy, dx = jnp.meshgrid(_centred_offsets(h), _centred_offsets(w), indexing="ij")
@@ -60,7 +60,7 @@ def affine_warp(
         src_y, src_x = _reflect(src_y, h), _reflect(src_x, w)
     y0, x0 = jnp.floor(src_y), jnp.floor(src_x)
     wy, wx = (src_y - y0)[..., None], (src_x - x0)[..., None]
-    y0, x0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    y0, x0 = y0.astype(_INDEX), x0.astype(_INDEX)
     flat = images.reshape(n, h * w, c)
 
     def corner(y: jax.Array, x: jax.Array) -> jax.Array:
@@ -81,8 +81,8 @@ def scale_warp(
 ) -> jax.Array:
     """:func:`affine_warp` of the zoom ``matrix = I / factor``, sampled one axis at a time.
 
-    The 2-D sampler's bilinear weights and fill, so the result is the same up to rounding (the
-    fill's share of a sample is added in a different order).
+    The 2-D sampler's bilinear weights and fill, computed in another order: the result is the
+    same up to rounding.
     """
     _check_fill(fill)
     inverse = 1.0 / jnp.asarray(factor, jnp.float32)
