@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import transforms as T
+from transforms import _core
 
 N, S = 2, 20  # a small batch of small square images keeps every compile cheap
 IMAGES = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (N, S, S, 3)), dtype=jnp.float32)
@@ -131,6 +132,23 @@ def test_jitter_is_a_crop_shared_across_the_batch():
     out = np.asarray(T.jitter(5)(jax.random.key(3), IMAGES))
     offsets = {crop_offset(out[i], np.asarray(IMAGES[i])) for i in range(N)}
     assert len(offsets) == 1 and None not in offsets
+
+
+@pytest.mark.parametrize("count", [5, 26])
+def test_a_draw_is_uniform_over_its_range(count):
+    draws = np.asarray(jax.vmap(lambda k: _core._draw_below(k, count))(jax.random.split(
+        jax.random.key(0), 260 * count)))  # fmt: skip
+    frequencies = np.bincount(draws, minlength=count) / draws.size
+    assert draws.min() == 0 and draws.max() == count - 1
+    # 5 standard deviations of a binomial frequency (p = 1/count, 260·count draws)
+    assert np.abs(frequencies - 1 / count).max() < 5 * np.sqrt((1 / count) / (260 * count))
+
+
+def test_the_standard_stack_hashes_its_key_once_per_draw():
+    """A split and one hash for each of its four random transforms: XLA:CPU compiles every hash
+    as a loop of its own, so ``randint``'s three per draw lengthened each render's compile."""
+    jaxpr = str(jax.make_jaxpr(T.standard)(jax.random.key(0), IMAGES))
+    assert (jaxpr.count("random_split"), jaxpr.count("random_bits")) == (1, 4)
 
 
 def test_translate_shifts_with_zero_fill():

@@ -38,12 +38,22 @@ def _independent(transform: Transform) -> Transform:
     return per_image
 
 
+def _draw_below(key: jax.Array, count: int, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Integers uniform in ``[0, count)`` from one hash of the key (``bits % count``).
+
+    ``jax.random.randint`` hashes three times (a split and two words, for exact uniformity), and
+    XLA:CPU compiles every hash as a loop of its own: three per draw lengthened every render's
+    compile. The modulo's bias is below ``count / 2**32``.
+    """
+    return (jax.random.bits(key, shape, jnp.uint32) % jnp.uint32(count)).astype(jnp.int32)
+
+
 def _choose(key: jax.Array, values: Sequence[float]) -> jax.Array:
     """One of ``values``, uniformly (Lucid's ``_rand_select``; repeats weight a value)."""
     if not values:
         raise ValueError("need at least one value to choose from")
     table = jnp.asarray(values, dtype=jnp.float32)
-    return table[jax.random.randint(key, (), 0, len(values))]
+    return table[_draw_below(key, len(values))]
 
 
 def pad(width: int, mode: PadMode = "reflect", value: float = 0.5) -> Transform:
@@ -76,7 +86,7 @@ def jitter(d: int, *, independent: bool = False) -> Transform:
 
     def cropped(key: jax.Array, images: jax.Array) -> jax.Array:
         n, h, w, c = images.shape
-        oy, ox = jax.random.randint(key, (2,), 0, d + 1)
+        oy, ox = _draw_below(key, d + 1, (2,))
         return jax.lax.dynamic_slice(images, (0, oy, ox, 0), (n, h - d, w - d, c))
 
     return _independent(cropped) if independent else cropped
@@ -89,7 +99,7 @@ def translate(d: int, *, independent: bool = False) -> Transform:
 
     def shifted(key: jax.Array, images: jax.Array) -> jax.Array:
         n, h, w, c = images.shape
-        dy, dx = jax.random.randint(key, (2,), 0, d)
+        dy, dx = _draw_below(key, d, (2,))
         framed = jnp.pad(images, ((0, 0), (d, 0), (d, 0), (0, 0)))
         return jax.lax.dynamic_slice(framed, (0, d - dy, d - dx, 0), (n, h, w, c))
 
