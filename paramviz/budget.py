@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from paramviz.backbones.base import INPUT_GRAD, Backbone
+from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.io import format_bytes
 
@@ -53,8 +53,7 @@ def render_bytes(
 
     residuals = _abstract(lambda x: jax.vjp(value, x)[1], backbone, batch, image_hw)
     kept = sum(_bytes(leaf) for leaf in jax.tree.leaves(residuals))
-    prepared = jax.eval_shape(lambda net: net.for_image_gradients(layers), backbone).variables
-    flipped = sum(_bytes(leaf) for leaf in jax.tree.leaves(prepared.get(INPUT_GRAD, {})))
+    flipped = sum(_bytes(kernel) for kernel in backbone.input_grad_sources(layers).values())
     image_bytes = batch * image_hw[0] * image_hw[1] * 3 * FLOAT_BYTES
     losses = steps * FLOAT_BYTES
     return int(RESIDUAL_FACTOR * kept + flipped + (IMAGE_COPIES + snapshots) * image_bytes + losses)

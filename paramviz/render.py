@@ -282,10 +282,15 @@ def _build(
     layers: Mapping[str, tuple[str, ...]],
     redirect: bool,
     example: _Inputs,
-    params: Any,
+    state: _LoopState,
 ) -> _Program:
-    """Trace and jit the step (and, for L-BFGS, the evaluator) for one structure."""
-    uses_value_fn = optax.tree.get(opt.init(params), "value") is not None  # a line search
+    """Trace and jit the step (and, for L-BFGS, the evaluator) for one structure.
+
+    The step is traced here, once: that trace records the shapes of the layers read and is the
+    one its first call compiles, so no second trace of the networks is needed for the shapes.
+    """
+    uses_value_fn = optax.tree.get(state.opt_state, "value") is not None  # a line search
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
 
     def features(params: Any, inputs: _Inputs, step: jax.Array):
         picture = image.rebuild(inputs.image)(params)
@@ -295,7 +300,10 @@ def _build(
             for name in layers
         }
         on = (step < inputs.redirect_steps).astype(jnp.float32) if redirect else None
-        return picture, network_features(nets, layers, picture, batch, on)
+        feats = network_features(nets, layers, picture, batch, on)
+        for net, named in feats.items():  # static shapes, seen while tracing
+            shapes[net] = {layer: tuple(value.shape) for layer, value in named.items()}
+        return picture, feats
 
     def summands(inputs: _Inputs, feats: dict) -> jax.Array:
         stacked = []
@@ -303,7 +311,7 @@ def _build(
             value = fn(feats)
             if jnp.shape(value) != ():
                 raise UserError(f"objective must return a scalar, got shape {jnp.shape(value)}")
-            stacked.append(value)
+            stacked.append(jnp.asarray(value, jnp.float32))
         return jnp.stack(stacked)
 
     def values(params: Any, inputs: _Inputs, step: jax.Array):
@@ -340,12 +348,9 @@ def _build(
     def evaluate(params: Any, step: jax.Array, inputs: _Inputs):
         return values(params, inputs, step)[1]
 
-    def first_step(p: Any, i: _Inputs):
-        picture, feats = features(p, i, jnp.int32(0))
-        return feats, (picture, summands(i, feats))
-
-    shapes, report_shape = jax.eval_shape(first_step, params, example)
-    no_report = None if uses_value_fn else jax.tree.map(_zeros_like, report_shape)
+    picture = jax.eval_shape(image.rebuild(example.image), state.params)
+    summed = jax.ShapeDtypeStruct((len(terms.rebuild(example.terms)),), jnp.float32)
+    no_report = None if uses_value_fn else jax.tree.map(_zeros_like, (picture, summed))
 
     def run_steps(s: _LoopState, inputs: _Inputs, count: jax.Array) -> tuple[_LoopState, Any]:
         return jax.lax.fori_loop(
@@ -355,12 +360,12 @@ def _build(
     # ``count`` steps in one program: XLA allocates the step's temporaries once per call, where a
     # program per step had them freshly mapped (and the pages faulted in) at every step. After a
     # non-finite loss a step is a no-op; the host stops at the next chunk boundary.
+    compiled_steps = xla.jit(run_steps)
+    compiled_steps.trace(state, example, 1)  # the call passes a Python int too: the same trace
     return _Program(
-        run_steps=xla.jit(run_steps),
+        run_steps=compiled_steps,
         evaluate=xla.jit(evaluate) if uses_value_fn else None,
-        shapes={
-            net: {k: tuple(v.shape) for k, v in feats.items()} for net, feats in shapes.items()
-        },
+        shapes=shapes,
     )
 
 
@@ -444,13 +449,6 @@ def render(
         jax.tree.structure(params),
         tuple(np.shape(leaf) for leaf in jax.tree.leaves(params)),
     )
-    program = _program(
-        structure,
-        lambda: _build(
-            terms, image, transform, opt, used, layers, relu_redirect_steps > 0, inputs, params
-        ),
-    )
-    objective.check_indices(program.shapes)
     state = _LoopState(
         params=params,
         opt_state=_strong(opt.init(params)),
@@ -459,6 +457,13 @@ def render(
         failed_at=jnp.asarray(-1, jnp.int32),
         step=jnp.asarray(0, jnp.int32),
     )
+    program = _program(
+        structure,
+        lambda: _build(
+            terms, image, transform, opt, used, layers, relu_redirect_steps > 0, inputs, state
+        ),
+    )
+    objective.check_indices(program.shapes)
     run = _Run(program, inputs, state)
     with _progress_bar(steps, progress) as bar:
         for boundary in boundaries:

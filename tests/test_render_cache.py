@@ -5,6 +5,7 @@ Compilations are counted from JAX's own log (``jax.log_compiles``), not timed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from paramviz import backbones, objectives, param, render, xla
+from paramviz.backbones import base
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "conv8k3s1p1,relu,maxpool2,conv12k3s1p1,relu,conv16k3s2p1,relu"
@@ -89,6 +91,35 @@ def test_a_second_render_of_the_same_structure_compiles_nothing():
     assert second == []
     assert one.steps_run == 6 and two.steps_run == 9 and sorted(two.snapshots) == [0, 4]
     assert two.losses[0] == pytest.approx(-sum(two.terms.values()), rel=0.5)  # a real objective
+
+
+def test_a_new_structure_traces_its_networks_once(monkeypatch: pytest.MonkeyPatch):
+    """The trace that records the layers' shapes is the one the step compiles."""
+    monkeypatch.setattr(render, "_PROGRAMS", collections.OrderedDict())
+    calls, call = [], backbones.Backbone.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.arch)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(backbones.Backbone, "__call__", counting)
+    with compiled_programs() as compiled:
+        render.render(two_units(1, 2, np.ones((8, 8), np.float32)),
+                      param.fourier(24, 2, key=jax.random.PRNGKey(0)), network(0),
+                      transforms="standard", steps=3, progress=False)  # fmt: skip
+    assert len(calls) == 1 and compiled.count("run_steps") == 1
+
+
+def test_preparing_a_network_for_image_gradients_compiles_nothing():
+    """The flipped kernels are made with NumPy: a compiled flip cost every new process a compile
+    per network (this spec is used nowhere else, so nothing can come from an earlier test)."""
+    net = backbones.init("sequential", jax.random.PRNGKey(0), (20, 20), spec="conv5k3s1p1,relu")
+    with compiled_programs() as compiled:
+        prepared = net.for_image_gradients()
+    kernel = net.variables["params"]["conv1"]["kernel"]
+    flipped = prepared.variables[base.INPUT_GRAD]["conv1"]["kernel"]
+    assert compiled == []
+    np.testing.assert_array_equal(flipped, np.asarray(kernel)[::-1, ::-1].swapaxes(2, 3))
 
 
 def test_an_index_past_its_layer_is_refused_even_when_the_program_is_cached():

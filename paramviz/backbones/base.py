@@ -50,16 +50,33 @@ class Backbone:
         return _apply(self.module, self.variables, jnp.asarray(images, jnp.float32), tuple(layers))
 
     def for_image_gradients(self, layers: Sequence[str] | None = None) -> Backbone:
-        """The same network, its variables extended by :func:`with_input_grad_kernels` for the
-        steps up to the deepest of ``layers`` (all when None). A network of our own
-        architectures; a wrapped foreign module is returned as it is."""
-        if not isinstance(self.module, TapNetwork):
+        """The same network, its variables extended by the flipped copy its input gradient uses
+        of every kernel :meth:`input_grad_sources` names.
+
+        Made once per render rather than at every step; worth it wherever gradients flow to the
+        image but never to the weights. The other leaves are shared, not copied.
+        """
+        sources = self.input_grad_sources(layers)
+        if not sources:
             return self
+        flipped = {key: ops.input_grad_kernel(kernel) for key, kernel in sources.items()}
+        variables = unflatten({**flatten(self.variables), **flipped})
+        return dataclasses.replace(self, variables=variables)
+
+    def input_grad_sources(self, layers: Sequence[str] | None = None) -> dict[str, Any]:
+        """``{flat key in INPUT_GRAD: kernel}`` for every spatial kernel of the steps up to the
+        deepest of ``layers`` (all when None); none for a wrapped foreign module."""
+        if not isinstance(self.module, TapNetwork):
+            return {}
         steps = self.module.steps()
         if layers is not None:
             steps = steps[: self.module.check_layers(layers) + 1]
         used = {step.name for step in steps}
-        return dataclasses.replace(self, variables=with_input_grad_kernels(self.variables, used))
+        return {
+            INPUT_GRAD + key.removeprefix("params"): leaf
+            for key, leaf in flatten(dict(self.variables)).items()
+            if _is_spatial_kernel(key, leaf) and key.split("/")[1] in used
+        }
 
     def check_layers(self, layers: Sequence[str], image_hw: tuple[int, int]) -> None:
         """Unknown layers, or an image too small to reach them, fail before any work is done."""
@@ -157,7 +174,7 @@ class Conv(Step):
         return tuple(refs)
 
 
-INPUT_GRAD = "input_grad"  # the variable collection of :func:`with_input_grad_kernels`
+INPUT_GRAD = "input_grad"  # the variable collection of :meth:`Backbone.for_image_gradients`
 
 
 class Convolution(nn.Module):
@@ -190,31 +207,10 @@ class Convolution(nn.Module):
         return y
 
 
-def with_input_grad_kernels(variables: Mapping[str, Any], steps: set[str]) -> dict[str, Any]:
-    """``variables`` plus, for every spatial kernel of the named top-level ``steps``, the flipped
-    copy its input gradient uses.
-
-    Made once per render rather than at every step; worth it wherever gradients flow to the
-    image but never to the weights. The other leaves are shared, not copied.
-    """
-    flat = flatten(dict(variables))
-    kernels = {
-        INPUT_GRAD + key.removeprefix("params"): leaf
-        for key, leaf in flat.items()
-        if _is_spatial_kernel(key, leaf) and key.split("/")[1] in steps
-    }
-    return unflatten({**flat, **_flip_kernels(kernels)})
-
-
 def _is_spatial_kernel(key: str, leaf: Any) -> bool:
     """A ``params/.../kernel`` wider than 1×1 (1×1 ones are matrix products: nothing to flip)."""
     parts = key.split("/")
     return parts[0] == "params" and parts[-1] == "kernel" and leaf.ndim == 4 and leaf.shape[0] > 1
-
-
-@jax.jit
-def _flip_kernels(kernels: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    return jax.tree.map(ops.input_grad_kernel, kernels)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -510,7 +506,7 @@ def make_backbone(module: TapNetwork, variables: Mapping[str, Any], **metadata: 
         "last_layer": module.tap_names()[-1],
         **{key: str(value) for key, value in metadata.items()},
     }
-    variables = jax.tree.map(jnp.asarray, dict(variables))
+    variables = jax.device_put(dict(variables))  # jnp.asarray compiles a copy per new shape
     return Backbone(
         variables=variables,
         module=module,

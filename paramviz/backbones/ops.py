@@ -90,9 +90,15 @@ def conv2d(
     return _conv_with_flipped(x, kernel, flipped, stride, padding)
 
 
-def input_grad_kernel(kernel: jax.Array) -> jax.Array:
-    """The HWIO kernel whose correlation with an output gradient gives the input gradient."""
-    return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
+def input_grad_kernel(kernel: jax.Array | np.ndarray) -> jax.Array:
+    """The HWIO kernel whose correlation with an output gradient gives the input gradient.
+
+    Made on the host with NumPy and moved with ``device_put``: a render makes these once, and
+    that is quicker than compiling a program for it (``jnp.asarray`` too compiles a copy per new
+    shape) in every new process.
+    """
+    flipped = np.swapaxes(np.flip(np.asarray(kernel), (0, 1)), 2, 3)
+    return jax.device_put(np.ascontiguousarray(flipped))
 
 
 def _correlate(x, kernel, stride, pads, dilation=1):
