@@ -19,7 +19,9 @@ the network, tracing and compiling), a *repeat call* of the same structure with 
 and another start (what a second look at a network costs), and, where cheap enough, a 512-step
 render. *startup* = call wall time - steps x median s/step. Peak memory is the process's RSS
 high-water mark. ``--compare-rev`` adds the JAX rows of another git revision (run from a
-temporary worktree) in the same run: the before/after of a change. ``--devices`` renders 16
+temporary worktree) in the same run: the before/after of a change. The ``jax`` row keeps its
+compiled programs in a persistent cache, as the CLI does, and a ``jax, cached`` row then times
+a second process that loads them (a repeated command). ``--devices`` renders 16
 units on 1 and 2 (simulated, ``--xla_force_host_platform_device_count``) CPU devices.
 
 Lucent runs in the same environment as PyTorch: ``pip install -e '.[bench]'`` (torchvision 0.28,
@@ -61,6 +63,7 @@ RESULT_PREFIX = "RESULT "
 LONG_STEPS = 512
 WARMUP_STEPS = 2  # the first laps left out of s/step: compiling, first touches
 QUIET_LOAD = 0.5
+CACHED = "jax, cached"  # the row of a worker that loads what the jax row compiled
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -639,12 +642,26 @@ def worktree(revision: str | None) -> Iterator[Path]:
 
 
 def run_pair(
-    framework: str, case: Case, args: argparse.Namespace, tree: Path = REPO, devices: int = 0
+    framework: str,
+    case: Case,
+    args: argparse.Namespace,
+    tree: Path = REPO,
+    devices: int = 0,
+    cache: Path | None = None,
 ) -> dict[str, Any] | None:
-    """One worker subprocess (its code from ``tree``); None, its stderr shown, when it fails."""
+    """One worker subprocess (its code from ``tree``); None, its stderr shown, when it fails.
+    With ``cache`` it keeps compiled programs there as the CLI does, and a worker that finds
+    them filled loads them (the CLI's second run); it then leaves out the 512-step render."""
     command = [sys.executable, __file__, "--worker", framework, "--only", case.name]
     command += ["--quick"] if args.quick else []
     env = {**os.environ, "PYTHONPATH": str(tree), "JAX_COMPILATION_CACHE_DIR": ""}
+    if cache is not None:
+        from paramviz.cli import use_compile_cache
+
+        warm = any(cache.iterdir())
+        command += ["--no-long"] if warm else []
+        del env["JAX_COMPILATION_CACHE_DIR"]
+        use_compile_cache(env, cache)
     if devices:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
@@ -689,7 +706,10 @@ def header() -> str:
         "  first: wall s of the first call and its startup (call - steps x s/step: network,",
         "    trace, compile); repeat: the same for a second call with another unit and start;",
         "  64/512: wall s of a 64- and a 512-step first call (* = estimated from the figures);",
-        "  peak MB: the process's max RSS; ratio: s/step / the faster of torch and lucent",
+        "  peak MB: the process's max RSS; step, 64, 512 (jax rows): s/step and the calls over",
+        "    the faster of torch and lucent in that column; peak: peak MB over torch's;",
+        f"  {CACHED!r}: a second process with the compiled programs the jax row kept in a",
+        "    persistent cache (as the CLI does by default), so its first call compiles nothing",
     ]
     if os.getloadavg()[0] > QUIET_LOAD:
         lines.append(
@@ -701,26 +721,32 @@ def header() -> str:
 
 COLUMNS = (
     f"{'case':<9} {'fw':<12} {'s/step':>8} {'(min-max)':>13} {'cpu/wall':>8} {'first':>7} "
-    f"{'startup':>8} {'repeat':>7} {'startup':>8} {'64':>7} {'512':>8} {'peak MB':>8}  ratio"
+    f"{'startup':>8} {'repeat':>7} {'startup':>8} {'64':>7} {'512':>8} {'peak MB':>8}  "
+    "step   64  512 peak"
 )
 
 
 def table_rows(case: Case, results: dict[str, dict[str, Any] | None]) -> list[str]:
-    """One row per framework; JAX rows carry their ratio to the faster peer."""
-    peers = [results[fw]["median_s"] for fw in ("torch", "lucent") if results.get(fw)]
+    """One row per framework; JAX rows carry their ratios to the faster peer."""
+    peers = [results[fw] for fw in ("torch", "lucent") if results.get(fw)]
+    torch = results.get("torch")
     rows = []
     for framework, r in results.items():
         label = f"{case.name:<9} {framework:<12}"
         if r is None:
             rows.append(f"{label} FAILED")
             continue
-        ratio = f"{r['median_s'] / min(peers):.2f}" if peers and framework.startswith("jax") else ""
+        ratios = ""
+        if peers and framework.startswith("jax"):
+            columns = ("median_s", "wall_64_s", "wall_512_s")
+            ratios = " ".join(f"{r[c] / min(p[c] for p in peers):4.2f}" for c in columns)
+            ratios += f" {r['peak_mb'] / torch['peak_mb']:4.2f}" if torch else ""
         star = "" if r["wall_512_measured"] else "*"
         rows.append(
             f"{label} {r['median_s']:>8.3f} {r['min_s']:>6.3f}-{r['max_s']:<6.3f} "
             f"{r['cpu_per_wall']:>8.2f} {r['first_call_s']:>7.1f} {r['first_startup_s']:>8.2f} "
             f"{r['repeat_call_s']:>7.1f} {r['repeat_startup_s']:>8.2f} {r['wall_64_s']:>7.1f} "
-            f"{r['wall_512_s']:>7.0f}{star:1} {r['peak_mb']:>8.0f}  {ratio}"
+            f"{r['wall_512_s']:>7.0f}{star:1} {r['peak_mb']:>8.0f}  {ratios}"
         )
     return rows
 
@@ -737,7 +763,12 @@ def run_driver(args: argparse.Namespace) -> int:
         for case in selected:
             print(f"# {case.name}: {case.title()}", flush=True)
             chosen = [fw for fw in case.frameworks if fw in args.frameworks]
-            results = {fw: run_pair(fw, case, args) for fw in chosen}
+            with tempfile.TemporaryDirectory(prefix="paramviz-cache-") as folder:
+                cache = Path(folder)
+                results = {fw: run_pair(fw, case, args, cache=cache if fw == "jax" else None)
+                           for fw in chosen}  # fmt: skip
+                if "jax" in chosen:
+                    results[CACHED] = run_pair("jax", case, args, cache=cache)
             if args.compare_rev:
                 results[f"jax@{args.compare_rev[:7]}"] = run_pair("jax", case, args, before)
             failed |= None in results.values()
@@ -775,6 +806,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset to run"
     )
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--no-long", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.frameworks = tuple(fw.strip() for fw in args.frameworks.split(","))
     if unknown := set(args.frameworks) - set(FRAMEWORKS):
@@ -787,7 +819,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        run_worker(args.worker, cases(args.quick)[args.only])
+        case = cases(args.quick)[args.only]
+        run_worker(args.worker, dataclasses.replace(case, long=case.long and not args.no_long))
         return 0
     return run_driver(args)
 

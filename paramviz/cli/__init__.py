@@ -13,7 +13,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 
 from paramviz.errors import UserError
 
@@ -45,13 +46,16 @@ def load_plugins() -> None:
             raise UserError(f"cannot import {name!r} named in ${PLUGINS_VARIABLE}: {err}") from None
 
 
-def use_compile_cache() -> None:
-    """Keep compiled XLA programs under ``$PARAMVIZ_HOME`` (unless the user set a cache): a
-    repeated command then loads them instead of compiling. Set before jax is imported."""
+def use_compile_cache(
+    environ: MutableMapping[str, str] = os.environ, folder: Path | None = None
+) -> None:
+    """Keep compiled XLA programs in ``folder``, by default under ``$PARAMVIZ_HOME``, unless
+    ``environ`` names a cache already: a repeated command then loads them instead of compiling.
+    Set before jax is imported (the benchmark sets a worker's environment with it)."""
     from paramviz.paths import compile_cache_dir
 
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compile_cache_dir()))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder or compile_cache_dir()))
+    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
