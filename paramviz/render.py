@@ -360,10 +360,10 @@ def _build(
     # ``count`` steps in one program: XLA allocates the step's temporaries once per call, where a
     # program per step had them freshly mapped (and the pages faulted in) at every step. After a
     # non-finite loss a step is a no-op; the host stops at the next chunk boundary.
-    compiled_steps = xla.jit(run_steps)
-    compiled_steps.trace(state, example, 1)  # the call passes a Python int too: the same trace
+    jitted_steps = xla.jit(run_steps)
+    jitted_steps.trace(state, example, 1)  # the call passes a Python int too: the same trace
     return _Program(
-        run_steps=compiled_steps,
+        run_steps=jitted_steps,
         evaluate=xla.jit(evaluate) if uses_value_fn else None,
         shapes=shapes,
     )
