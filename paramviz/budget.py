@@ -1,15 +1,16 @@
 """How much memory a render needs, worked out from shapes alone, and how much this machine has.
 
-:func:`render_bytes` runs the transforms and the network abstractly (``jax.eval_shape`` of a
+:func:`render_needs` runs the transforms and the network abstractly (``jax.eval_shape`` of a
 ``jax.vjp``) on the requested batch and size, so nothing is allocated, and adds up the arrays the
-backward pass keeps (its residuals). Peak use is taken as :data:`RESIDUAL_FACTOR` times that (the
-gradients flowing back and XLA's temporaries come on top: measured peak growth on CPU was 0.6 times
-the residuals for VGG-19 and 1.6-2.1 times for ResNet-18 at 224 px, batches of 16 and 64), plus
-:data:`IMAGE_COPIES` copies of the image batch (its parameters, their gradient, Adam's two
-moments, the last finite parameters, the evaluated image), the flipped kernels a render makes
-for its input gradients, the snapshots kept for ``save_every`` and the loss history.
-:func:`check_fits` refuses a request that needs more than the machine has available before any
-array is built, unless forced.
+backward pass keeps (its residuals); the same pass gives the shapes of the layers read, for the
+objective's index checks, so a command traces its network once less. Peak use is taken as
+:data:`RESIDUAL_FACTOR` times the residuals (the gradients flowing back and XLA's temporaries
+come on top: measured peak growth on CPU was 0.6 times the residuals for VGG-19 and 1.6-2.1
+times for ResNet-18 at 224 px, batches of 16 and 64), plus :data:`IMAGE_COPIES` copies of the
+image batch (its parameters, their gradient, Adam's two moments, the last finite parameters, the
+evaluated image), the flipped kernels a render makes for its input gradients, the snapshots kept
+for ``save_every`` and the loss history. :func:`check_fits` refuses a request that needs more
+than the machine has available before any array is built, unless forced.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +34,15 @@ FLOAT_BYTES = 4
 _CGROUP = Path("/sys/fs/cgroup")
 
 
-def render_bytes(
+class RenderNeeds(NamedTuple):
+    """What one abstract pass of a render says: the bytes it needs beyond the weights, and the
+    shape of every layer it reads (on the transformed batch)."""
+
+    bytes: int
+    shapes: dict[str, tuple[int, ...]]
+
+
+def render_needs(
     backbone: Backbone,
     layers: Sequence[str],
     batch: int,
@@ -41,22 +51,27 @@ def render_bytes(
     *,
     steps: int = 0,
     snapshots: int = 0,
-) -> int:
-    """Bytes a render of ``batch`` images of ``image_hw`` through ``transform`` and ``backbone``
-    (up to ``layers``) needs beyond the weights (see the module docstring); ``steps`` losses
-    and ``snapshots`` images are kept too."""
+) -> RenderNeeds:
+    """Memory and layer shapes of a render of ``batch`` images of ``image_hw`` through
+    ``transform`` and ``backbone`` (up to ``layers``), see the module docstring; ``steps``
+    losses and ``snapshots`` images are kept too."""
     layers = tuple(layers)
 
-    def value(images: jax.Array) -> jax.Array:
+    def value(images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         features = backbone(transform(jax.random.PRNGKey(0), images), layers)
-        return sum(jnp.sum(feature) for feature in features.values())
+        return sum(jnp.sum(feature) for feature in features.values()), features
 
-    residuals = _abstract(lambda x: jax.vjp(value, x)[1], backbone, batch, image_hw)
+    def pullback_and_features(images: jax.Array) -> tuple[Callable, dict[str, jax.Array]]:
+        _, pullback, features = jax.vjp(value, images, has_aux=True)
+        return pullback, features
+
+    residuals, features = _abstract(pullback_and_features, backbone, batch, image_hw)
     kept = sum(_bytes(leaf) for leaf in jax.tree.leaves(residuals))
     flipped = sum(_bytes(kernel) for kernel in backbone.input_grad_sources(layers).values())
     image_bytes = batch * image_hw[0] * image_hw[1] * 3 * FLOAT_BYTES
     losses = steps * FLOAT_BYTES
-    return int(RESIDUAL_FACTOR * kept + flipped + (IMAGE_COPIES + snapshots) * image_bytes + losses)
+    needed = RESIDUAL_FACTOR * kept + flipped + (IMAGE_COPIES + snapshots) * image_bytes + losses
+    return RenderNeeds(int(needed), {name: tuple(f.shape) for name, f in features.items()})
 
 
 def forward_bytes(

@@ -370,7 +370,13 @@ def _build(
 
 
 def _zeros_like(shape: jax.ShapeDtypeStruct) -> jax.Array:
-    return jnp.zeros(shape.shape, shape.dtype)
+    return jax.device_put(np.zeros(shape.shape, shape.dtype))
+
+
+def _device_int(value: int) -> jax.Array:
+    """An int32 scalar on the device: ``device_put`` compiles nothing, where ``jnp.asarray``
+    compiles a conversion program in every new process."""
+    return jax.device_put(np.int32(value))
 
 
 def _network_key(backbone: Backbone) -> Hashable:
@@ -430,14 +436,14 @@ def render(
     terms = _split(tuple(t.fn for t in objective.summands()))
     image = _split(param.to_image)
     transform = _split(resolve_transforms(transforms))
-    params = _shard_batch(jax.tree.map(jnp.asarray, param.params))
+    params = _shard_batch(jax.device_put(param.params))
     inputs = _Inputs(
         terms.arrays,
         image.arrays,
         transform.arrays,
         {name: net.for_image_gradients(layers[name]).variables for name, net in used.items()},
         jax.random.PRNGKey(seed),
-        jnp.asarray(relu_redirect_steps, jnp.int32),
+        _device_int(relu_redirect_steps),
     )
     structure = (
         terms.key,
@@ -453,9 +459,9 @@ def render(
         params=params,
         opt_state=_strong(opt.init(params)),
         good_params=params,
-        losses=jnp.zeros((LOSS_RING,), jnp.float32),
-        failed_at=jnp.asarray(-1, jnp.int32),
-        step=jnp.asarray(0, jnp.int32),
+        losses=jax.device_put(np.zeros((LOSS_RING,), np.float32)),
+        failed_at=_device_int(-1),
+        step=_device_int(0),
     )
     program = _program(
         structure,
@@ -527,11 +533,11 @@ class _Run:
     def report(self, params: Any, step: int, use_pending: bool) -> tuple[np.ndarray, np.ndarray]:
         """The image and summand values of ``params`` (after ``step`` updates)."""
         if self.program.evaluate is not None:
-            picture, values = self.program.evaluate(params, jnp.int32(step), self.inputs)
+            picture, values = self.program.evaluate(params, _device_int(step), self.inputs)
         elif use_pending:
             picture, values = self.pending
         else:  # one more step call whose update is discarded: its report is of ``params``
-            probe = self.state._replace(params=params, step=jnp.asarray(step, jnp.int32))
+            probe = self.state._replace(params=params, step=_device_int(step))
             picture, values = self.program.run_steps(probe, self.inputs, 1)[1]
         return np.asarray(picture), np.asarray(values, np.float64)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import transforms as transforms_lib
@@ -478,9 +477,7 @@ def check_channel_ranges(backbone: Backbone, specs: Sequence[str], hw: tuple[int
     layers = sorted({found.layer for found in ranges})
     if not layers:
         return
-    network_hw = fixed_input_size(backbone, layers) or hw
-    backbone.check_layers(layers, network_hw)
-    shapes = _layer_shapes(backbone, layers, 1, network_hw)
+    shapes = backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
     for found in ranges:
         channels = shapes[found.layer][-1]
         if found.stop >= channels:
@@ -513,7 +510,7 @@ def check_render(
     the machine has (unless ``settings.force``), and every index the objective takes."""
     layers = render.required_layers(objective, {objectives.MAIN: backbone})[objectives.MAIN]
     transform = network_transform(settings.transforms, backbone, layers)
-    needed = budget.render_bytes(
+    needs = budget.render_needs(
         backbone,
         layers,
         batch,
@@ -523,24 +520,8 @@ def check_render(
         snapshots=len(settings.thresholds()),
     )
     what = f"rendering {batch} image(s) of {hw[0]}x{hw[1]} with {backbone.arch}"
-    budget.check_fits(needed, what, settings.force)
-    shapes = _layer_shapes(backbone, layers, batch, hw, transform)
-    objective.check_indices({objectives.MAIN: shapes})
-
-
-def _layer_shapes(
-    backbone: Backbone,
-    layers: Sequence[str],
-    batch: int,
-    hw: tuple[int, int],
-    transform: render.Transform | None = None,
-) -> dict[str, tuple[int, ...]]:
-    """Abstract output shapes of ``layers`` for a (transformed) batch: no memory, no FLOPs."""
-    transform = transform or render.resolve_transforms(None)
-    images = jax.ShapeDtypeStruct((batch, *hw, 3), jnp.float32)
-    key = jax.random.PRNGKey(0)
-    shapes = jax.eval_shape(lambda x: backbone(transform(key, x), tuple(layers)), images)
-    return {name: tuple(shape.shape) for name, shape in shapes.items()}
+    budget.check_fits(needs.bytes, what, settings.force)
+    objective.check_indices({objectives.MAIN: needs.shapes})
 
 
 def snapshot_path(output: str | Path, step: int) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from paramviz import backbones, objectives, param, render, xla
@@ -108,6 +109,18 @@ def test_a_new_structure_traces_its_networks_once(monkeypatch: pytest.MonkeyPatc
                       param.fourier(24, 2, key=jax.random.PRNGKey(0)), network(0),
                       transforms="standard", steps=3, progress=False)  # fmt: skip
     assert len(calls) == 1 and compiled.count("run_steps") == 1
+
+
+def test_a_render_compiles_its_step_and_nothing_else():
+    """The counters, the loss ring and the starting image go to the device with ``device_put``:
+    an eager ``jnp`` call compiles a small program per new shape in every process. A stateless
+    optimiser leaves nothing else (37 px is used nowhere else, so nothing is compiled already;
+    the seed's key, one small program per process, is made before)."""
+    image, net = param.pixel(37, key=jax.random.PRNGKey(0)), network(0)
+    with compiled_programs() as compiled:
+        render.render(objectives.channel("relu2", 0), image, net, optimizer=optax.sgd(0.1),
+                      steps=2, progress=False)  # fmt: skip
+    assert compiled == ["run_steps"]
 
 
 def test_preparing_a_network_for_image_gradients_compiles_nothing():

@@ -181,18 +181,51 @@ def test_a_render_larger_than_the_machine_is_refused_unless_forced(
 
 def test_the_estimate_grows_with_size_batch_steps_and_snapshots(net):
     none = render.resolve_transforms(None)
-    small = budget.render_bytes(net, ["relu2"], 1, (32, 32), none)
-    assert budget.render_bytes(net, ["relu2"], 1, (64, 64), none) > 3.5 * small
-    assert budget.render_bytes(net, ["relu2"], 4, (32, 32), none) > 3.5 * small
-    assert budget.render_bytes(net, ["relu2"], 1, (32, 32), none, steps=10**6) >= small + 4e6
-    snapshots = budget.render_bytes(net, ["relu2"], 1, (32, 32), none, snapshots=100)
+
+    def needed(batch: int, size: int, **kwargs) -> int:
+        return budget.render_needs(net, ["relu2"], batch, (size, size), none, **kwargs).bytes
+
+    small = needed(1, 32)
+    assert needed(1, 64) > 3.5 * small
+    assert needed(4, 32) > 3.5 * small
+    assert needed(1, 32, steps=10**6) >= small + 4e6
+    snapshots = needed(1, 32, snapshots=100)
     assert snapshots >= small + 100 * 32 * 32 * 3 * 4
+
+
+def test_the_estimate_reads_the_layer_shapes_of_the_transformed_batch(net):
+    standard = transforms.preset("standard")
+    needs = budget.render_needs(net, ["relu1", "relu2"], 2, (16, 16), standard)
+    key = jax.random.PRNGKey(0)
+    batch = jnp.zeros((2, 16, 16, 3))
+    features = net(standard(key, batch), ["relu1", "relu2"])
+    assert needs.shapes == {name: value.shape for name, value in features.items()}
+    assert needs.shapes["relu1"][1:3] != (16, 16)  # the transforms' padding is counted
+
+
+def test_the_checks_before_a_visualize_trace_the_network_once_each(net, tmp_path, monkeypatch):
+    """The layer check, then one pass for the memory estimate and the objective's indices; a
+    channel range reuses its layer check's shapes. Each pass is a trace of the whole network."""
+    calls, call = [], backbones.Backbone.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.arch)
+        return call(self, *args, **kwargs)
+
+    def stop(*args, **kwargs):
+        raise UserError("checked")
+
+    monkeypatch.setattr(backbones.Backbone, "__call__", counting)
+    monkeypatch.setattr(tasks, "make_param", stop)
+    with pytest.raises(UserError, match="checked"):
+        tasks.visualize(net, ["relu1:0-1"], tmp_path / "v.png", 16)
+    assert len(calls) == 3  # the range's layer check, the objective's, the estimate
 
 
 def test_a_size_jax_cannot_index_is_one_line(net):
     standard = transforms.preset("standard")
     with pytest.raises(UserError, match="cannot run sequential on 1 image\\(s\\) of 100000x100000"):
-        budget.render_bytes(net, ["relu2"], 1, (100000, 100000), standard)
+        budget.render_needs(net, ["relu2"], 1, (100000, 100000), standard)
 
 
 def test_available_memory_is_known_here():

@@ -78,8 +78,11 @@ class Backbone:
             if _is_spatial_kernel(key, leaf) and key.split("/")[1] in used
         }
 
-    def check_layers(self, layers: Sequence[str], image_hw: tuple[int, int]) -> None:
-        """Unknown layers, or an image too small to reach them, fail before any work is done."""
+    def check_layers(
+        self, layers: Sequence[str], image_hw: tuple[int, int]
+    ) -> dict[str, tuple[int, ...]]:
+        """Unknown layers, or an image too small to reach them, fail before any work is done;
+        the layers' shapes for one image are what the abstract pass found."""
         self.module.check_layers(layers)  # UserError listing the valid names
         images = jax.ShapeDtypeStruct((1, *image_hw, 3), jnp.float32)
         size = f"{image_hw[0]}x{image_hw[1]}"
@@ -95,6 +98,7 @@ class Backbone:
                 f"a {size} image is too small for {', '.join(empty)} of {self.arch}; use a larger "
                 "--size or earlier layers"
             )
+        return {name: tuple(s.shape) for name, s in shapes.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("module", "layers"))
