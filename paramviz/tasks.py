@@ -269,7 +269,7 @@ def prepare_style(
         content_image.shape[:2] if content_image is not None else stage.hw or pictures[0].shape[:2]
     )
     style.blend_shares(len(pictures))  # as many blend weights as pictures
-    for image_hw in (*(picture.shape[:2] for picture in pictures), hw):
+    for image_hw in dict.fromkeys((*(picture.shape[:2] for picture in pictures), hw)):
         check_input_size(backbone, style_layers + content_layers, image_hw)
         backbone.check_layers(style_layers + content_layers, image_hw)
     for picture in pictures:  # the forward pass that reads its Gram targets

@@ -203,23 +203,43 @@ def test_the_estimate_reads_the_layer_shapes_of_the_transformed_batch(net):
     assert needs.shapes["relu1"][1:3] != (16, 16)  # the transforms' padding is counted
 
 
-def test_the_checks_before_a_visualize_trace_the_network_once_each(net, tmp_path, monkeypatch):
-    """The layer check, then one pass for the memory estimate and the objective's indices; a
-    channel range reuses its layer check's shapes. Each pass is a trace of the whole network."""
+@pytest.fixture
+def network_passes(monkeypatch) -> list[str]:
+    """Every run of a network, abstract or not: before a render each is a trace of all of it."""
     calls, call = [], backbones.Backbone.__call__
 
     def counting(self, *args, **kwargs):
         calls.append(self.arch)
         return call(self, *args, **kwargs)
 
-    def stop(*args, **kwargs):
-        raise UserError("checked")
-
     monkeypatch.setattr(backbones.Backbone, "__call__", counting)
-    monkeypatch.setattr(tasks, "make_param", stop)
+    return calls
+
+
+def stop_here(*args, **kwargs):
+    raise UserError("checked")
+
+
+def test_the_checks_before_a_visualize_trace_the_network_once_each(
+    net, tmp_path, monkeypatch, network_passes
+):
+    """The layer check, then one pass for the memory estimate and the objective's indices; a
+    channel range reuses its layer check's shapes."""
+    monkeypatch.setattr(tasks, "make_param", stop_here)
     with pytest.raises(UserError, match="checked"):
         tasks.visualize(net, ["relu1:0-1"], tmp_path / "v.png", 16)
-    assert len(calls) == 3  # the range's layer check, the objective's, the estimate
+    assert len(network_passes) == 3  # the range's layer check, the objective's, the estimate
+
+
+def test_the_checks_before_a_style_transfer_trace_the_network_once_per_size(
+    net, tmp_path, monkeypatch, network_passes
+):
+    monkeypatch.setattr(tasks, "style_objective", stop_here)
+    style, content = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+    settings = tasks.RenderSettings(steps=2, progress=False)
+    with pytest.raises(UserError, match="checked"):
+        tasks.style_transfer(net, style, content, tmp_path / "t.png", settings)
+    assert len(network_passes) == 2  # one layer check for the one size, the style's estimate
 
 
 def test_a_size_jax_cannot_index_is_one_line(net):
