@@ -1,5 +1,5 @@
 """Shared fixtures: the real weights beside the checkout, an artefact folder, an isolated cache,
-and torchvision importable on CPU-only torch."""
+a count of network passes, and torchvision importable on CPU-only torch."""
 
 from __future__ import annotations
 
@@ -34,6 +34,22 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("paramviz_home")
     monkeypatch.setenv("PARAMVIZ_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def network_passes(monkeypatch) -> list[str]:
+    """The architecture of every backbone call, abstract or not: outside a compiled step each is
+    a trace of the whole network."""
+    from paramviz import backbones
+
+    calls, call = [], backbones.Backbone.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.arch)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(backbones.Backbone, "__call__", counting)
+    return calls
 
 
 _TORCHVISION_OPS: list = []  # the op library must live as long as the session

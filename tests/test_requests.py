@@ -203,19 +203,6 @@ def test_the_estimate_reads_the_layer_shapes_of_the_transformed_batch(net):
     assert needs.shapes["relu1"][1:3] != (16, 16)  # the transforms' padding is counted
 
 
-@pytest.fixture
-def network_passes(monkeypatch) -> list[str]:
-    """Every run of a network, abstract or not: before a render each is a trace of all of it."""
-    calls, call = [], backbones.Backbone.__call__
-
-    def counting(self, *args, **kwargs):
-        calls.append(self.arch)
-        return call(self, *args, **kwargs)
-
-    monkeypatch.setattr(backbones.Backbone, "__call__", counting)
-    return calls
-
-
 def stop_here(*args, **kwargs):
     raise UserError("checked")
 
