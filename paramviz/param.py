@@ -106,19 +106,24 @@ def to_valid_rgb(t: jax.Array, *, decorrelate: bool, sigmoid: bool) -> jax.Array
     return constrain_l_inf(2.0 * t - 1.0) / 2.0 + 0.5
 
 
-def from_valid_rgb(rgb: jax.Array, *, decorrelate: bool, sigmoid: bool) -> jax.Array:
-    """The ``t`` that :func:`to_valid_rgb` maps to ``rgb`` (clipped into its open range first)."""
+def from_valid_rgb(rgb: Any, *, decorrelate: bool, sigmoid: bool) -> np.ndarray:
+    """The ``t`` that :func:`to_valid_rgb` maps to ``rgb`` (clipped into its open range first).
+
+    NumPy, on the host: it makes initial values, and each eager JAX operation would compile a
+    program of its own in every new process.
+    """
+    rgb = np.asarray(rgb, np.float32)
     if sigmoid:
-        p = jnp.clip(rgb, _SIGMOID_INIT_EPS, 1.0 - _SIGMOID_INIT_EPS)
-        t = jnp.log(p) - jnp.log1p(-p)
+        p = np.clip(rgb, _SIGMOID_INIT_EPS, 1.0 - _SIGMOID_INIT_EPS)
+        t = np.log(p) - np.log1p(-p)
     else:
-        t = jnp.clip(rgb, 0.0, 1.0)
+        t = np.clip(rgb, 0.0, 1.0)
         if decorrelate:
-            t = t - jnp.asarray(COLOR_MEAN)
+            t = t - COLOR_MEAN
     if decorrelate:
         inverse = np.linalg.inv(COLOR_CORRELATION_NORMALIZED.T.astype(np.float64))
-        t = t @ jnp.asarray(inverse, dtype=jnp.float32)
-    return t
+        t = t @ inverse.astype(np.float32)
+    return t.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,13 +199,14 @@ def _spectrum_to_image(real: jax.Array, imag: jax.Array, scale: np.ndarray, h: i
     return image / _LUCID_FFT_DIVISOR
 
 
-def _image_to_spectrum(image: jax.Array, scale: np.ndarray, w: int):
-    """Inverse of :func:`_spectrum_to_image` (odd widths: edge-replicate one column first)."""
-    x = jnp.transpose(image, (0, 3, 1, 2)) * _LUCID_FFT_DIVISOR
+def _image_to_spectrum(image: np.ndarray, scale: np.ndarray, w: int):
+    """Inverse of :func:`_spectrum_to_image` (odd widths: edge-replicate one column first), in
+    NumPy like :func:`from_valid_rgb`."""
+    x = np.transpose(image, (0, 3, 1, 2)) * _LUCID_FFT_DIVISOR
     if _fft_width(w) != w:
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, 1)), mode="edge")
-    spectrum = jnp.fft.rfft2(x) / jnp.asarray(scale)
-    return jnp.real(spectrum), jnp.imag(spectrum)
+        x = np.pad(x, ((0, 0), (0, 0), (0, 0), (0, 1)), mode="edge")
+    spectrum = np.fft.rfft2(x) / scale
+    return spectrum.real.astype(np.float32), spectrum.imag.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,9 +220,9 @@ def _height_width(size: Size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _init_batch(init: Any, batch: int | None, h: int, w: int) -> jax.Array:
+def _init_batch(init: Any, batch: int | None, h: int, w: int) -> np.ndarray:
     """``init`` as a float32 (batch, h, w, 3) array; a single image or batch of 1 is repeated."""
-    images = jnp.asarray(init, dtype=jnp.float32)
+    images = np.asarray(init, dtype=np.float32)
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[1:] != (h, w, 3):
@@ -224,7 +230,7 @@ def _init_batch(init: Any, batch: int | None, h: int, w: int) -> jax.Array:
     batch = images.shape[0] if batch is None else batch
     if images.shape[0] not in (1, batch):
         raise ValueError(f"init holds {images.shape[0]} images but batch={batch}")
-    return jnp.broadcast_to(images, (batch, h, w, 3))
+    return np.broadcast_to(images, (batch, h, w, 3))
 
 
 def _require_key(key: jax.Array | None) -> jax.Array:
@@ -376,7 +382,7 @@ def maco(
     else:
         t = from_valid_rgb(_init_batch(init, batch, h, w), decorrelate=decorrelate, sigmoid=True)
         real, imag = _image_to_spectrum(t, np.ones(expected[1:], np.float32), w)
-        phase = jnp.arctan2(imag, real)
+        phase = np.arctan2(imag, real)
     to_image = Partial(_maco_image, h, w, decorrelate, magnitude)
     return ImageParam({"phase": jnp.asarray(phase, jnp.float32)}, to_image)
 

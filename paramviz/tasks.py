@@ -440,10 +440,10 @@ def visualize(
     """
     _check("size", _whole(size) and size >= 1, "a whole number of pixels >= 1", size)
     hw = (size, size)
-    check_channel_ranges(backbone, specs, hw)
+    layers = objectives.spec_layers(specs)
+    shapes = backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
+    check_channel_ranges(specs, shapes)
     objective, units = objectives.batch_objective(specs, copies)
-    layers = sorted({layer for _, layer in objective.layers} - objectives.PSEUDO_LAYERS)
-    backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
     if settings.tv_weight:
         objective = objective - settings.tv_weight * objectives.total_variation(objectives.IMAGE)
     check_render(objective, backbone, len(units), hw, settings)
@@ -470,15 +470,11 @@ def visualize(
     )
 
 
-def check_channel_ranges(backbone: Backbone, specs: Sequence[str], hw: tuple[int, int]) -> None:
-    """A channel range (``layer:0-15``) past its layer's channels fails before it is expanded
-    into one objective per channel (``relu3_1:0-99999999`` would be a hundred million)."""
-    ranges = channel_ranges(specs)
-    layers = sorted({found.layer for found in ranges})
-    if not layers:
-        return
-    shapes = backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
-    for found in ranges:
+def check_channel_ranges(specs: Sequence[str], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """A channel range (``layer:0-15``) past its layer's channels (``shapes``, from the layer
+    check) fails before it is expanded into one objective per channel (``relu3_1:0-99999999``
+    would be a hundred million)."""
+    for found in channel_ranges(specs):
         channels = shapes[found.layer][-1]
         if found.stop >= channels:
             raise UserError(

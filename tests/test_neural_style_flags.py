@@ -325,3 +325,5 @@ def test_objective_strings_parse_to_the_engines_objectives(tmp_path):
     assert float(objective(features)) == pytest.approx(float(expected(features)), rel=1e-6)
     ranges = channel_ranges(["acts:0-3, acts:1", "b:2-9"])
     assert [(r.layer, r.start, r.stop) for r in ranges] == [("acts", 0, 3), ("b", 2, 9)]
+    read = ["acts:0-99999999, neuron:b:2", "diversity:c", "logit:1", "direction:d:1 2"]
+    assert objectives.spec_layers(read) == ["acts", "b", "c", "d", "logits"]

@@ -1,4 +1,5 @@
-"""Render compiles once per structure, and spreads a batch over every device.
+"""Render compiles once per structure, its setup compiles nothing else, and it spreads a batch
+over every device.
 
 Compilations are counted from JAX's own log (``jax.log_compiles``), not timed.
 """
@@ -128,6 +129,31 @@ def test_preparing_a_network_for_image_gradients_compiles_nothing():
     flipped = prepared.variables[base.INPUT_GRAD]["conv1"]["kernel"]
     assert compiled == []
     np.testing.assert_array_equal(flipped, np.asarray(kernel)[::-1, ::-1].swapaxes(2, 3))
+
+
+def test_style_targets_and_their_weights_compile_one_program_per_target_pass():
+    """The forward pass and the layers' statistics are one program, and the relative weights
+    are computed with NumPy: eagerly, each Gram's reshape, product and mean compiled a program
+    of its own in every new process (this spec and size are used nowhere else)."""
+    net = backbones.init("sequential", jax.random.PRNGKey(0), (19, 19), spec="conv6k3s1p1,relu")
+    content, style = np.random.default_rng(0).uniform(size=(2, 19, 19, 3)).astype(np.float32)
+    with compiled_programs() as compiled:
+        objectives.normalised_style_transfer(
+            objectives.style_targets(net, style, ["conv1", "relu1"]),
+            objectives.content_targets(net, content, ["relu1"]),
+        )
+    assert compiled == ["_targets", "_targets"]
+
+
+def test_a_starting_picture_is_inverted_without_compiling():
+    """``init=`` pictures are inverted into parameters with NumPy (sizes used nowhere else)."""
+    picture = np.random.default_rng(0).uniform(size=(1, 21, 23, 3))
+    with compiled_programs() as compiled:
+        pixels = param.pixel((21, 23), init=picture, decorrelate=True)
+        spectrum = param.fourier((21, 23), init=picture)
+    assert compiled == []
+    for image in (pixels, spectrum):  # still the inverse of to_image
+        np.testing.assert_allclose(image.to_image(image.params), picture, atol=2e-4)
 
 
 def test_an_index_past_its_layer_is_refused_even_when_the_program_is_cached():

@@ -210,12 +210,12 @@ def stop_here(*args, **kwargs):
 def test_the_checks_before_a_visualize_trace_the_network_once_each(
     net, tmp_path, monkeypatch, network_passes
 ):
-    """The layer check, then one pass for the memory estimate and the objective's indices; a
-    channel range reuses its layer check's shapes."""
+    """One layer check, for every layer the specs read (a channel range is checked against its
+    shapes before it is expanded), then one pass for the memory estimate and the indices."""
     monkeypatch.setattr(tasks, "make_param", stop_here)
     with pytest.raises(UserError, match="checked"):
         tasks.visualize(net, ["relu1:0-1"], tmp_path / "v.png", 16)
-    assert len(network_passes) == 3  # the range's layer check, the objective's, the estimate
+    assert len(network_passes) == 2  # the layer check, the estimate
 
 
 def test_the_checks_before_a_style_transfer_trace_the_network_once_per_size(

@@ -32,7 +32,7 @@ from paramviz.objectives.core import (
     Objective,
     on_layer,
 )
-from paramviz.objectives.parse import as_objective, batch_objective, expand, parse
+from paramviz.objectives.parse import as_objective, batch_objective, expand, parse, spec_layers
 from paramviz.objectives.regularisers import L1, L2, blur, lucid_blur, total_variation
 from paramviz.objectives.style import (
     SMOOTHING,
@@ -86,6 +86,7 @@ __all__ = [
     "parse",
     "relative_weights",
     "smooth",
+    "spec_layers",
     "style",
     "style_targets",
     "style_transfer_objective",

@@ -30,7 +30,7 @@ import numpy as np
 
 from paramviz.errors import UserError
 from paramviz.objectives.activation import channel, direction, diversity, logit, neuron
-from paramviz.objectives.core import Objective
+from paramviz.objectives.core import PSEUDO_LAYERS, Objective
 
 _RANGE = re.compile(r"^(?P<layer>[^:]+):(?P<start>\d+)-(?P<stop>\d+)$")
 _INTEGER = re.compile(r"^-?\d+$")
@@ -66,6 +66,17 @@ def channel_ranges(specs: Sequence[str]) -> list[ChannelRange]:
         for item in _items(specs)
         if (found := _RANGE.match(item))
     ]
+
+
+def spec_layers(specs: Sequence[str]) -> list[str]:
+    """The layers ``specs`` read, found without expanding a range into its channels."""
+    layers: set[str] = set()
+    for item in _items(specs):
+        if match := _RANGE.match(item):
+            layers.add(match["layer"].strip())
+        else:
+            layers |= {layer for _, layer in parse(item).layers}
+    return sorted(layers - PSEUDO_LAYERS)
 
 
 def _is_batch_term(item: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -187,8 +188,8 @@ def content(
     return _target_matching("content", statistic, targets, layer_weights, loss, network)
 
 
-def _batched(images: Any) -> jax.Array:
-    images = jnp.asarray(images, jnp.float32)
+def _batched(images: Any) -> np.ndarray:
+    images = np.asarray(images, np.float32)
     return images[None] if images.ndim == 3 else images
 
 
@@ -196,17 +197,28 @@ def style_targets(
     backbone: Any, style_image: Any, layers: Sequence[str], smoothing: str = "none"
 ) -> dict[str, jax.Array]:
     """Gram targets ``{layer: (C, C)}`` of a style image ``(H, W, 3)``; a batch is averaged."""
-    acts = backbone.features(_batched(style_image), layers)
-    statistic = _statistic("style", smoothing)
-    return {layer: jnp.mean(statistic(acts[layer]), axis=0) for layer in layers}
+    check_smoothing(smoothing)
+    return _targets(backbone, _batched(style_image), tuple(layers), "style", smoothing)
 
 
 def content_targets(
     backbone: Any, content_image: Any, layers: Sequence[str], smoothing: str = "none"
 ) -> dict[str, jax.Array]:
     """Activation targets ``{layer: (1, H, W, C)}`` of a content image ``(H, W, 3)``."""
-    acts = backbone.features(_batched(content_image), layers)
-    statistic = _statistic("content", smoothing)
+    check_smoothing(smoothing)
+    return _targets(backbone, _batched(content_image), tuple(layers), "content", smoothing)
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "kind", "smoothing"))
+def _targets(
+    backbone: Any, images: jax.Array, layers: tuple[str, ...], kind: str, smoothing: str
+) -> dict[str, jax.Array]:
+    """The forward pass and every layer's statistic as one program: run eagerly, each small
+    operation of the statistics would compile a program of its own in every new process."""
+    acts = backbone(images, layers)
+    statistic = _statistic(kind, smoothing)
+    if kind == "style":  # several style pictures give their mean Gram
+        return {layer: jnp.mean(statistic(acts[layer]), axis=0) for layer in layers}
     return {layer: statistic(acts[layer]) for layer in layers}
 
 
@@ -247,25 +259,26 @@ def style_transfer_objective(
 
 
 def relative_weights(
-    targets: Mapping[str, Any], weight: float, scale: Callable[[jax.Array], jax.Array]
+    targets: Mapping[str, Any], weight: float, scale: Callable[[np.ndarray], Any]
 ) -> dict[str, np.ndarray]:
     """``weight / scale(target)`` per layer: a relative loss, comparable across layers and nets.
 
     0-d arrays, not floats: render passes an objective's arrays into its compiled step as
-    arguments, so renders that differ only in weights share one compiled program.
+    arguments, so renders that differ only in weights share one compiled program. The targets
+    reach ``scale`` as NumPy arrays: eager JAX would compile a program per operation and shape.
     """
     return {
-        layer: np.asarray(weight / max(float(scale(jnp.asarray(t))), 1e-12), np.float32)
+        layer: np.asarray(weight / max(float(scale(np.asarray(t))), 1e-12), np.float32)
         for layer, t in targets.items()
     }
 
 
-def _mean_abs(target: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.abs(target))
+def _mean_abs(target: np.ndarray) -> np.floating:
+    return np.mean(np.abs(target), dtype=np.float64)
 
 
-def _mean_square(target: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.square(target))
+def _mean_square(target: np.ndarray) -> np.floating:
+    return np.mean(np.square(target, dtype=np.float64))
 
 
 def _first_image_value(fn: Callable, features: Features) -> jax.Array:
