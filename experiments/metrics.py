@@ -25,6 +25,7 @@ along an axis and ``sqrt(1/2)`` in the corners of the DFT grid.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -82,9 +83,10 @@ def _per_image(fn: Callable[[np.ndarray], Any], images: Any) -> Any:
     raise UserError(f"expected an image (H, W[, C]) or a batch (N, H, W, C), got {array.shape}")
 
 
-def _batched(images: Any) -> tuple[jax.Array, bool]:
-    """NHWC float32 batch and whether the input was a single HWC image."""
-    array = jnp.asarray(images, jnp.float32)
+def _batched(images: Any) -> tuple[np.ndarray, bool]:
+    """NHWC float32 batch and whether the input was a single HWC image (NumPy: indexing a JAX
+    array eagerly compiles a program per shape in every new process)."""
+    array = np.asarray(images, np.float32)
     if array.ndim == 3:
         return array[None], True
     if array.ndim == 4:
@@ -496,15 +498,16 @@ def layout_distance(
 # style and content, judged by an independent network
 
 
+DISTANCE_NORMS = ("l1", "l2")
+
+
 def _relative_distance(diff: jax.Array, reference: jax.Array, norm: str) -> jax.Array:
     """Per image: ``sum|diff| / sum|ref|`` (``"l1"``) or ``||diff||_2 / ||ref||_2`` (``"l2"``)."""
     axes = tuple(range(1, diff.ndim))
     reference = jnp.broadcast_to(reference, diff.shape)
     if norm == "l1":
         return jnp.sum(jnp.abs(diff), axes) / jnp.sum(jnp.abs(reference), axes)
-    if norm == "l2":
-        return jnp.sqrt(jnp.sum(diff**2, axes) / jnp.sum(reference**2, axes))
-    raise UserError(f"unknown norm {norm!r}: choose 'l1' or 'l2'")
+    return jnp.sqrt(jnp.sum(diff**2, axes) / jnp.sum(reference**2, axes))
 
 
 def _layer_mean(per_layer: Mapping[str, float | np.ndarray]) -> float | np.ndarray:
@@ -565,17 +568,28 @@ def judged_distance(
     else:
         targets = content_targets(judge, reference, layers)
     acts = judge_activations(judge, batch, layers) if activations is None else activations
+    if norm not in DISTANCE_NORMS:
+        raise UserError(f"unknown norm {norm!r}: choose 'l1' or 'l2'")
     distances = {}
     for layer in layers:
-        value = gram(acts[layer]) if gram_of else acts[layer]
-        if not gram_of and value.shape[1:] != targets[layer].shape[1:]:
+        if not gram_of and acts[layer].shape[1:] != targets[layer].shape[1:]:
             raise UserError(
-                f"content distance at {layer!r}: the pictures give {value.shape[1:]} but the "
-                f"content image {targets[layer].shape[1:]}; render at the content image's size"
+                f"content distance at {layer!r}: the pictures give {acts[layer].shape[1:]} but "
+                f"the content image {targets[layer].shape[1:]}; render at the content image's size"
             )
-        diff = value - targets[layer]
-        distances[layer] = _unbatched(_relative_distance(diff, targets[layer], norm), single)
+        distance = _layer_distance(acts[layer], targets[layer], norm, gram_of)
+        distances[layer] = _unbatched(distance, single)
     return distances if per_layer else _layer_mean(distances)
+
+
+@functools.partial(jax.jit, static_argnames=("norm", "gram_of"))
+def _layer_distance(
+    activations: jax.Array, target: jax.Array, norm: str, gram_of: bool
+) -> jax.Array:
+    """One layer's relative distance per image, as one program: eagerly, each of its operations
+    would compile a program of its own in every new process."""
+    value = gram(activations) if gram_of else activations
+    return _relative_distance(value - target, target, norm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -691,7 +705,7 @@ def judge_logits(judge: Backbone | Callable[[jax.Array], Any], images: Any) -> n
     batch, _ = _batched(images)
     if isinstance(judge, Backbone):
         return np.asarray(content_targets(judge, batch, ("logits",))["logits"])
-    return np.asarray(judge(batch))
+    return np.asarray(judge(jnp.asarray(batch)))
 
 
 def top_k_recognised(

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.compiles import compiled_programs
 from skimage import data
 
 from experiments import metrics
@@ -221,6 +222,18 @@ def test_one_pass_of_the_judge_serves_the_style_and_the_content_distance(conv_ju
     other = metrics.judge_activations(conv_judge, style_image, layers)  # another picture's
     given = metrics.content_distance(conv_judge, picture, style_image, layers, activations=other)
     assert given == pytest.approx(0.0, abs=1e-7)  # so the given activations are what is compared
+
+
+def test_a_judged_distance_compiles_one_program_per_layer_shape():
+    """A layer's Gram, difference and norms are one program and the batch is NumPy: eagerly,
+    each operation compiled a program of its own in every new process (a spec and size used
+    nowhere else, so nothing comes from an earlier test)."""
+    judge = tiny_judge("conv5k3s1p1,relu,conv7k3s2p1", size=13)
+    picture, reference = np.random.default_rng(4).uniform(size=(2, 13, 13, 3)).astype(np.float32)
+    with compiled_programs() as compiled:
+        distance = metrics.style_distance(judge, picture, reference, ("relu1", "conv2"))
+    assert sorted(compiled) == ["_layer_distance", "_layer_distance", "_targets", "_targets"]
+    assert distance > 0.01
 
 
 def test_content_distance_needs_the_content_size(conv_judge, style_image):

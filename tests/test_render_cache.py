@@ -7,20 +7,18 @@ Compilations are counted from JAX's own log (``jax.log_compiles``), not timed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
-import logging
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import numpy as np
 import optax
 import pytest
+from helpers.compiles import compiled_programs
 
 from paramviz import backbones, objectives, param, render, xla
 from paramviz.backbones import base
@@ -28,27 +26,6 @@ from paramviz.backbones import base
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "conv8k3s1p1,relu,maxpool2,conv12k3s1p1,relu,conv16k3s2p1,relu"
 WIDE = "conv32k3s1p1,relu,conv32k3s1p1,relu"  # wide enough for XLA to pick YNNPACK
-
-
-@contextlib.contextmanager
-def compiled_programs() -> Iterator[list[str]]:
-    """The names of the programs XLA compiles inside the block."""
-    names: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage()
-            if message.startswith("Finished XLA compilation of jit("):
-                names.append(message.split("jit(", 1)[1].split(")", 1)[0])
-
-    handler = Collect()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            yield names
-    finally:
-        logger.removeHandler(handler)
 
 
 def network(seed: int):
