@@ -142,7 +142,7 @@ def _target_matching(
 
 
 def _statistic(kind: str, smoothing: str) -> Callable[[jax.Array], jax.Array]:
-    check_smoothing(smoothing)  # an unknown mode fails here, not when traced
+    check_smoothing(smoothing)  # an unknown mode fails here, before any network is traced
     if kind == "style":
         return gram if smoothing == "none" else Partial(smoothed_gram, smoothing)
     return _identity if smoothing == "none" else Partial(_smoothed, smoothing)
@@ -197,7 +197,6 @@ def style_targets(
     backbone: Any, style_image: Any, layers: Sequence[str], smoothing: str = "none"
 ) -> dict[str, jax.Array]:
     """Gram targets ``{layer: (C, C)}`` of a style image ``(H, W, 3)``; a batch is averaged."""
-    check_smoothing(smoothing)
     return _targets(backbone, _batched(style_image), tuple(layers), "style", smoothing)
 
 
@@ -205,7 +204,6 @@ def content_targets(
     backbone: Any, content_image: Any, layers: Sequence[str], smoothing: str = "none"
 ) -> dict[str, jax.Array]:
     """Activation targets ``{layer: (1, H, W, C)}`` of a content image ``(H, W, 3)``."""
-    check_smoothing(smoothing)
     return _targets(backbone, _batched(content_image), tuple(layers), "content", smoothing)
 
 
@@ -215,8 +213,8 @@ def _targets(
 ) -> dict[str, jax.Array]:
     """The forward pass and every layer's statistic as one program: run eagerly, each small
     operation of the statistics would compile a program of its own in every new process."""
+    statistic = _statistic(kind, smoothing)  # an unknown mode fails before the network is traced
     acts = backbone(images, layers)
-    statistic = _statistic(kind, smoothing)
     if kind == "style":  # several style pictures give their mean Gram
         return {layer: jnp.mean(statistic(acts[layer]), axis=0) for layer in layers}
     return {layer: statistic(acts[layer]) for layer in layers}
