@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.records import NetworkRecord
-from paramviz import backbones
+from paramviz import backbones, rng
 from paramviz.errors import UserError
 from paramviz.io import file_sha256
 from weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
@@ -327,8 +327,6 @@ def pooling_option(arch: str, pooling: str | None) -> str | None:
 
 def load_member(member: Member, pooling: str | None = None):
     """The member as a :class:`~paramviz.backbones.Backbone` (``pooling`` only where offered)."""
-    import jax
-
     from weights.resolve import resolve_backbone
 
     pooling = pooling_option(member.arch, pooling)
@@ -336,7 +334,7 @@ def load_member(member: Member, pooling: str | None = None):
         return resolve_backbone(str(member.path), pooling=pooling)
     options = dict(member.options) | ({"pooling": pooling} if pooling else {})
     size = (member.input_size, member.input_size)
-    return backbones.init(member.arch, jax.random.PRNGKey(member.seed), image_size=size, **options)
+    return backbones.init(member.arch, rng.key(member.seed), image_size=size, **options)
 
 
 def describe(member: Member) -> NetworkRecord:

@@ -19,7 +19,7 @@ import optax
 
 from experiments import metrics
 from experiments.pictures import load_picture
-from paramviz import param, render, tasks
+from paramviz import param, render, rng, tasks
 from paramviz.objectives import with_reference
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1"]
@@ -93,7 +93,7 @@ def run(variant: Variant, task: str, size: int, steps: int, trunk) -> dict[str, 
     transform = render.resolve_transforms(variant.transforms)
     if joint:
         transform = with_reference(transform, content[None])
-    key, init = jax.random.PRNGKey(0), content[None] if task == "style" else None
+    key, init = rng.key(0), content[None] if task == "style" else None
     if variant.kind == "pixel":
         start = param.pixel(size, key=key, decorrelate=variant.decorrelate, init=init)
     else:

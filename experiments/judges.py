@@ -38,6 +38,7 @@ import numpy as np
 from experiments import calibration, metrics, texture_statistics
 from experiments.backbone_sets import BackboneSet, Member, load_member, random_vgg_judge
 from experiments.runner import RunContext
+from paramviz import rng
 
 JUDGE_LAYER_COUNT = 3
 SEEN_DRAWS = 4
@@ -124,7 +125,7 @@ def _fallback_style_distance(picture: np.ndarray, style: np.ndarray) -> float:
 
 def seen_pictures(transform, picture: np.ndarray) -> np.ndarray:
     """``SEEN_DRAWS`` draws of ``transform`` on the picture: what the network saw."""
-    keys = [jax.random.fold_in(jax.random.PRNGKey(SEEN_SEED), i) for i in range(SEEN_DRAWS)]
+    keys = [jax.random.fold_in(rng.key(SEEN_SEED), i) for i in range(SEEN_DRAWS)]
     return np.concatenate([np.asarray(transform(k, picture[None])) for k in keys])
 
 

@@ -32,7 +32,7 @@ from experiments.attacks import Threat, pgd
 from experiments.pictures import load_picture
 from experiments.registry import Settings
 from experiments.runner import RunContext
-from paramviz import xla
+from paramviz import rng, xla
 
 PICTURES: tuple[str, ...] = (
     "astronaut",
@@ -151,7 +151,7 @@ def measure(context: RunContext, backbone_name: str, layer: str, attack: Setting
     return attack_layer(
         backbone,
         jnp.asarray(robustness_pictures(tuple(attack["pictures"]), size)),
-        jax.random.PRNGKey(attack["seed"]),
+        rng.key(attack["seed"]),
         attack["eps"],
         attack["step_size"],
         layer=layer,

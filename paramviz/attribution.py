@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramviz import xla
+from paramviz import rng, xla
 from paramviz.backbones import Backbone
 from paramviz.objectives import MAIN, Objective
 from paramviz.render import Transform, network_features, required_layers, resolve_transforms
@@ -36,7 +36,7 @@ def transparency(
     networks = {MAIN: backbone, **dict(backbones or {})}
     layers = required_layers(objective, networks)
     transform = resolve_transforms(transforms)
-    key = jax.random.PRNGKey(0) if key is None else key
+    key = rng.key(0) if key is None else key
 
     def value(x: jax.Array, draw: jax.Array) -> jax.Array:
         batch = transform(jax.random.fold_in(key, draw), x)

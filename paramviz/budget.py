@@ -24,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from paramviz import rng
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.io import format_bytes
@@ -58,7 +59,7 @@ def render_needs(
     layers = tuple(layers)
 
     def value(images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        features = backbone(transform(jax.random.PRNGKey(0), images), layers)
+        features = backbone(transform(rng.key(0), images), layers)
         return sum(jnp.sum(feature) for feature in features.values()), features
 
     def pullback_and_features(images: jax.Array) -> tuple[Callable, dict[str, jax.Array]]:

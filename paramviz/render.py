@@ -39,7 +39,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from paramviz import progress as progress_bars
-from paramviz import xla
+from paramviz import rng, xla
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import IMAGE, INPUT, MAIN, PSEUDO_LAYERS, Objective, as_objective
@@ -442,7 +442,7 @@ def render(
         image.arrays,
         transform.arrays,
         {name: net.for_image_gradients(layers[name]).variables for name, net in used.items()},
-        jax.random.PRNGKey(seed),
+        rng.key(seed),
         _device_int(relu_redirect_steps),
     )
     structure = (

@@ -1,7 +1,8 @@
-"""Random draws for initial values, made with NumPy from a JAX key.
+"""Seeds' keys and random draws for initial values, made with NumPy.
 
 A JAX PRNG kernel compiles once per shape (about a second each on CPU), which a render pays
 before its first step; NumPy's generator, seeded by the key's words, is as reproducible and free.
+Even ``jax.random.PRNGKey(seed)`` compiles two small programs in every new process.
 """
 
 from __future__ import annotations
@@ -9,6 +10,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+_WORD = 0xFFFFFFFF
+
+
+def key(seed: int) -> jax.Array:
+    """``jax.random.PRNGKey(seed)``, the same words, put on the device without compiling.
+
+    With the default threefry keys the words are the seed's high and low 32 bits (the high
+    word is 0 unless 64-bit mode is on); another key implementation is left to JAX.
+    """
+    if jax.config.jax_default_prng_impl != "threefry2x32":
+        return jax.random.PRNGKey(seed)
+    high = (seed >> 32) & _WORD if jax.config.jax_enable_x64 else 0
+    return jax.device_put(np.array([high, seed & _WORD], dtype=np.uint32))
 
 
 def generator(key: jax.Array) -> np.random.Generator:

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 import transforms as transforms_lib
-from paramviz import budget, objectives, outputs, param, render
+from paramviz import budget, objectives, outputs, param, render, rng
 from paramviz.backbones import Backbone, style_preset
 from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
@@ -154,7 +154,7 @@ def make_param(
     # gain grows a 2-px checkerboard where a network barely looks (experiments/README.md)
     fourier = functools.partial(param.fourier, gain="photo")
     make = {"pixel": param.pixel, "fourier": fourier, "maco": param.maco}[kind]
-    return make(hw, batch, key=jax.random.PRNGKey(seed), decorrelate=decorrelate, init=init)
+    return make(hw, batch, key=rng.key(seed), decorrelate=decorrelate, init=init)
 
 
 StylePictures = np.ndarray | Sequence[np.ndarray]

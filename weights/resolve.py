@@ -7,9 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import jax
-
-from paramviz import backbones, paths
+from paramviz import backbones, paths, rng
 from paramviz.backbones import Backbone
 from paramviz.errors import UserError
 from weights import registry
@@ -68,7 +66,7 @@ def resolve_backbone(weights: str, arch: str | None = None, **overrides: Any) ->
     if weights == RANDOM:
         if not arch:
             raise UserError("--weights random needs --backbone ARCH")
-        return backbones.init(arch, jax.random.PRNGKey(0), **overrides)
+        return backbones.init(arch, rng.key(0), **overrides)
     path = weights_path(weights)
     backbone = backbones.load(path)
     if arch and arch != backbone.arch:

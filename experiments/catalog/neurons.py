@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 
 from experiments import backbone_sets, metrics, priors, style_job
 from experiments.registry import Cell, CellOutput, Experiment, Settings, register
 from experiments.runner import RunContext, cell_id
+from paramviz import rng
 from paramviz.backbones import style_preset
 
 PRIORS = ("pixel", "fourier+decorrelate+transforms", "maco+transforms")
@@ -138,7 +138,7 @@ def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
         objective,
         backbone,
         images,
-        jax.random.PRNGKey(cell.seed),
+        rng.key(cell.seed),
         n=settings["held_out_draws"],
     )
     values = {

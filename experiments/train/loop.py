@@ -34,7 +34,7 @@ from experiments.train.model import (
     with_params,
 )
 from paramviz import progress as progress_bars
-from paramviz import xla
+from paramviz import rng, xla
 from paramviz.backbones import Backbone, read_metadata, save
 from paramviz.errors import UserError
 from paramviz.io import atomic_path
@@ -81,7 +81,7 @@ def initial_state(
         params=params,
         opt_state=optimizer.init(params),
         step=jnp.zeros((), jnp.int32),
-        key=jax.random.PRNGKey(config.seed + 1),
+        key=rng.key(config.seed + 1),
         delta=jnp.zeros(delta_shape if config.adversarial == "free" else (1,), jnp.float32),
     )
 
@@ -330,7 +330,7 @@ def fit(
         state.params,
         test_set,
         config.eval_threat(),
-        key=jax.random.PRNGKey(config.seed + EVAL_SEED_OFFSET),
+        key=rng.key(config.seed + EVAL_SEED_OFFSET),
         robust_limit=config.eval_robust_limit,
     )
     metadata = weights_metadata(out.stem, config, train_set.class_names, total, total)

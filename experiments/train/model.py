@@ -18,6 +18,7 @@ from experiments.datasets import (
     texture_dataset,
 )
 from experiments.train.config import TrainConfig
+from paramviz import rng
 from paramviz.backbones import Backbone, init
 from paramviz.errors import UserError
 
@@ -64,7 +65,7 @@ def build_backbone(
     """The untrained network: Flax init, then He-normal kernels and zero-γ residual branches."""
     size = (config.image_size, config.image_size)
     options = {"width": config.width, "num_classes": num_classes, "mean": mean, "std": std}
-    backbone = init(config.arch, jax.random.PRNGKey(config.seed), image_size=size, **options)
+    backbone = init(config.arch, rng.key(config.seed), image_size=size, **options)
     check_fixed_statistics(backbone.variables)
     params = zero_residual_branches(he_normal_kernels(backbone.variables["params"], config.seed))
     return with_params(backbone, params)

@@ -91,7 +91,9 @@ def _random_leaf(rng: np.random.Generator, name: str, shape: tuple[int, ...]) ->
     leaf = name.rsplit("/", 1)[-1]
     if leaf == "kernel":
         fan_in = int(np.prod(shape[:-1]))
-        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        draws = rng.standard_normal(shape)
+        draws *= np.sqrt(2.0 / fan_in)  # in place: a second float64 copy doubled the time
+        return draws.astype(np.float32)
     if leaf in ("scale", "var"):
         return np.ones(shape, np.float32)
     return np.zeros(shape, np.float32)
