@@ -20,7 +20,7 @@ import optax
 import pytest
 from helpers.compiles import compiled_programs
 
-from paramviz import backbones, objectives, param, render, xla
+from paramviz import backbones, objectives, param, render, rng, xla
 from paramviz.backbones import base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,6 +207,38 @@ def test_a_repeated_command_loads_its_program_from_the_cache(tmp_path: Path):
     assert "Persistent compilation cache hit for 'jit_run_steps'" not in logs[0]
     assert "Persistent compilation cache hit for 'jit_run_steps'" in logs[1]
     assert any((tmp_path / "home" / "jax-cache").glob("jit_run_steps-*"))
+    # the small programs too (the optimiser's state): every one the repeat needs is loaded
+    programs = logs[1].count("Finished XLA compilation of jit(")
+    assert programs > 1 and logs[1].count("Persistent compilation cache hit") == programs
+
+
+KEY_PROGRAMS = "import jax; jax.config.update('jax_log_compiles', True); {}(3).block_until_ready()"
+
+
+def test_a_seeds_key_is_jaxs_own_made_without_compiling():
+    """``rng.key(seed)`` has ``jax.random.PRNGKey(seed)``'s words, in 64-bit mode too, and
+    compiles nothing: JAX's own compiles two small programs in every new process."""
+    seeds = (0, 1, 7, 2**31 - 1, -1, -5, 2**32 - 1, 2**32, 2**40 + 3, -(2**40))
+    for wide in (False, True):
+        with jax.enable_x64(wide):
+            for seed in seeds:
+                expected = jax.random.PRNGKey(seed)
+                got = rng.key(seed)
+                assert got.dtype == expected.dtype, (wide, seed)
+                np.testing.assert_array_equal(got, expected, err_msg=f"x64={wide} seed={seed}")
+    logs = {
+        name: subprocess.run(
+            [sys.executable, "-c", KEY_PROGRAMS.format(name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            check=True,
+        ).stderr  # fmt: skip
+        for name in ("jax.random.PRNGKey", "__import__('paramviz.rng').rng.key")
+    }
+    assert "Finished XLA compilation" in logs["jax.random.PRNGKey"]
+    assert "Finished XLA compilation" not in logs["__import__('paramviz.rng').rng.key"]
 
 
 def test_the_step_runs_xlas_own_convolutions_not_ynnpacks(monkeypatch: pytest.MonkeyPatch):

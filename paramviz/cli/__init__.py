@@ -51,11 +51,13 @@ def use_compile_cache(
 ) -> None:
     """Keep compiled XLA programs in ``folder``, by default under ``$PARAMVIZ_HOME``, unless
     ``environ`` names a cache already: a repeated command then loads them instead of compiling.
-    Set before jax is imported (the benchmark sets a worker's environment with it)."""
+    Every program is kept, however quick its compile: JAX looks each one up anyway, and a small
+    one loads in a few ms where compiling it again takes tens. Set before jax is imported (the
+    benchmark sets a worker's environment with it)."""
     from paramviz.paths import compile_cache_dir
 
     environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder or compile_cache_dir()))
-    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
