@@ -1,6 +1,7 @@
 """Renders timed side by side: paramviz (JAX), the same work in plain PyTorch, and Lucent 0.1.8.
 
-    python benchmarks/bench_render.py [--quick] [--only NAME] [--compare-rev REV] [--devices]
+    python benchmarks/bench_render.py [--quick] [--only NAMES] [--compare-rev REV] [--devices]
+                                     [--rounds N]
 
 Cases (float32, random weights -- speed does not depend on their values):
 
@@ -23,6 +24,9 @@ temporary worktree) in the same run: the before/after of a change. The ``jax`` r
 compiled programs in a persistent cache, as the CLI does, and a ``jax, cached`` row then times
 a second process that loads them (a repeated command). ``--devices`` renders 16
 units on 1 and 2 (simulated, ``--xla_force_host_platform_device_count``) CPU devices.
+``--rounds N`` runs each case's workers N times in turn and gives each ratio's median, range and
+whether the goal holds in every round: processes running the same program differ by more than
+one run can tell apart from a goal's margin.
 
 Lucent runs in the same environment as PyTorch: ``pip install -e '.[bench]'`` (torchvision 0.28,
 torch-lucent 0.1.8, kornia 0.4.1). torchvision's wheel is a CUDA build; :func:`cpu_torchvision`
@@ -726,54 +730,109 @@ COLUMNS = (
 )
 
 
-def table_rows(case: Case, results: dict[str, dict[str, Any] | None]) -> list[str]:
-    """One row per framework; JAX rows carry their ratios to the faster peer."""
+RATIO_COLUMNS = ("median_s", "wall_64_s", "wall_512_s")
+SPEED_GOAL = 0.8  # issue 9: per step and per call at most 0.8x the faster peer
+MEMORY_GOAL = 1.0  # and peak memory at most PyTorch's
+
+
+def ratios(framework: str, results: dict[str, dict[str, Any] | None]) -> list[float]:
+    """A JAX row's s/step, 64- and 512-step call over the faster peer's and its peak over
+    PyTorch's (as many as the peers run allow); [] for the peers' own rows."""
+    r = results[framework]
     peers = [results[fw] for fw in ("torch", "lucent") if results.get(fw)]
     torch = results.get("torch")
+    if r is None or not peers or not framework.startswith("jax"):
+        return []
+    values = [r[c] / min(p[c] for p in peers) for c in RATIO_COLUMNS]
+    return values + [r["peak_mb"] / torch["peak_mb"]] if torch else values
+
+
+def table_rows(case: Case, results: dict[str, dict[str, Any] | None]) -> list[str]:
+    """One row per framework; JAX rows carry their ratios to the faster peer."""
     rows = []
     for framework, r in results.items():
         label = f"{case.name:<9} {framework:<12}"
         if r is None:
             rows.append(f"{label} FAILED")
             continue
-        ratios = ""
-        if peers and framework.startswith("jax"):
-            columns = ("median_s", "wall_64_s", "wall_512_s")
-            ratios = " ".join(f"{r[c] / min(p[c] for p in peers):4.2f}" for c in columns)
-            ratios += f" {r['peak_mb'] / torch['peak_mb']:4.2f}" if torch else ""
         star = "" if r["wall_512_measured"] else "*"
         rows.append(
             f"{label} {r['median_s']:>8.3f} {r['min_s']:>6.3f}-{r['max_s']:<6.3f} "
             f"{r['cpu_per_wall']:>8.2f} {r['first_call_s']:>7.1f} {r['first_startup_s']:>8.2f} "
             f"{r['repeat_call_s']:>7.1f} {r['repeat_startup_s']:>8.2f} {r['wall_64_s']:>7.1f} "
-            f"{r['wall_512_s']:>7.0f}{star:1} {r['peak_mb']:>8.0f}  {ratios}"
+            f"{r['wall_512_s']:>7.0f}{star:1} {r['peak_mb']:>8.0f}  "
+            + " ".join(f"{x:4.2f}" for x in ratios(framework, results))
         )
     return rows
+
+
+def verdict(values: list[float], goal: float) -> str:
+    """Whether every round meets ``goal`` (a ratio at most it), none does, or the rounds split."""
+    met = sum(v <= goal for v in values)
+    return "met" if met == len(values) else "missed" if met == 0 else f"split {met}/{len(values)}"
+
+
+def rounds_summary(case: Case, rounds: list[dict[str, dict[str, Any] | None]]) -> list[str]:
+    """Each JAX row's ratios over the rounds, each round's JAX against that round's peers: the
+    median, the range and whether the goal holds in all rounds, none or some."""
+    lines = [f"# {case.name} over {len(rounds)} rounds: ratio median (min-max), goal"]
+    names = ("step", "64", "512", "peak")
+    for framework in rounds[0]:
+        per_round = [ratios(framework, results) for results in rounds]
+        if not any(per_round):
+            continue
+        if not all(per_round):
+            lines.append(f"{case.name:<9} {framework:<12} a round failed")
+            continue
+        cells = []
+        for name, values in zip(names, zip(*per_round, strict=False), strict=False):
+            goal = MEMORY_GOAL if name == "peak" else SPEED_GOAL
+            cells.append(
+                f"{name} {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f}) "
+                f"{verdict(list(values), goal)}"
+            )
+        lines.append(f"{case.name:<9} {framework:<12} " + "; ".join(cells))
+    return lines
+
+
+def case_round(case: Case, args: argparse.Namespace, before: Path | None) -> dict[str, Any]:
+    """Every chosen framework on ``case`` once, each in its own process, and the cached and
+    before rows: one round's results by row label (None where a worker failed)."""
+    chosen = [fw for fw in case.frameworks if fw in args.frameworks]
+    with tempfile.TemporaryDirectory(prefix="paramviz-cache-") as folder:
+        cache = Path(folder)
+        results = {fw: run_pair(fw, case, args, cache=cache if fw == "jax" else None)
+                   for fw in chosen}  # fmt: skip
+        if "jax" in chosen:
+            results[CACHED] = run_pair("jax", case, args, cache=cache)
+    if before is not None:
+        results[f"jax@{args.compare_rev[:7]}"] = run_pair("jax", case, args, before)
+    return results
 
 
 def run_driver(args: argparse.Namespace) -> int:
     """Every selected case with every framework, one subprocess at a time; prints the table."""
     start = time.perf_counter()
-    selected = [c for c in cases(args.quick).values() if args.only in (None, c.name)]
+    selected = [c for c in cases(args.quick).values() if not args.only or c.name in args.only]
     print(header())
     print(COLUMNS, flush=True)
     failed = False
     versions: dict[str, Any] = {}
-    with worktree(args.compare_rev) as before:
+    with worktree(args.compare_rev) as tree:
+        before = tree if args.compare_rev else None
         for case in selected:
             print(f"# {case.name}: {case.title()}", flush=True)
-            chosen = [fw for fw in case.frameworks if fw in args.frameworks]
-            with tempfile.TemporaryDirectory(prefix="paramviz-cache-") as folder:
-                cache = Path(folder)
-                results = {fw: run_pair(fw, case, args, cache=cache if fw == "jax" else None)
-                           for fw in chosen}  # fmt: skip
-                if "jax" in chosen:
-                    results[CACHED] = run_pair("jax", case, args, cache=cache)
-            if args.compare_rev:
-                results[f"jax@{args.compare_rev[:7]}"] = run_pair("jax", case, args, before)
-            failed |= None in results.values()
-            versions.update({r["version"]: r["threads"] for r in results.values() if r})
-            print("\n".join(table_rows(case, results)), flush=True)
+            rounds = []
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    print(f"# {case.name}, round {number}/{args.rounds}", flush=True)
+                results = case_round(case, args, before)
+                rounds.append(results)
+                failed |= None in results.values()
+                versions.update({r["version"]: r["threads"] for r in results.values() if r})
+                print("\n".join(table_rows(case, results)), flush=True)
+            if args.rounds > 1:
+                print("\n".join(rounds_summary(case, rounds)), flush=True)
     if args.devices:
         failed |= print_devices(args)
     for version, threads in versions.items():
@@ -799,9 +858,14 @@ def print_devices(args: argparse.Namespace) -> bool:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="64 px, 4 steps: a smoke test")
-    parser.add_argument("--only", choices=tuple(cases(False)), help="run one case")
+    names = ", ".join(cases(False))
+    parser.add_argument("--only", metavar="NAMES", help=f"comma-separated cases, of {names}")
     parser.add_argument("--compare-rev", metavar="REV", help="also time paramviz at git REV")
     parser.add_argument("--devices", action="store_true", help="also 16 units on 1 and 2 devices")
+    parser.add_argument(
+        "--rounds", type=int, default=1, metavar="N",
+        help="run each case's workers N times in turn and summarise each ratio over the rounds",
+    )  # fmt: skip
     parser.add_argument(
         "--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset to run"
     )
@@ -811,15 +875,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.frameworks = tuple(fw.strip() for fw in args.frameworks.split(","))
     if unknown := set(args.frameworks) - set(FRAMEWORKS):
         parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
-    if args.worker and not args.only:
-        parser.error("--worker needs --only")
+    args.only = tuple(name.strip() for name in args.only.split(",")) if args.only else ()
+    if unknown := set(args.only) - set(cases(False)):
+        parser.error(f"unknown cases {sorted(unknown)}; choose from {tuple(cases(False))}")
+    if args.worker and len(args.only) != 1:
+        parser.error("--worker needs --only with one case")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        case = cases(args.quick)[args.only]
+        case = cases(args.quick)[args.only[0]]
         run_worker(args.worker, dataclasses.replace(case, long=case.long and not args.no_long))
         return 0
     return run_driver(args)
