@@ -7,6 +7,8 @@ Even ``jax.random.PRNGKey(seed)`` compiles two small programs in every new proce
 
 from __future__ import annotations
 
+import operator
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,11 +20,14 @@ def key(seed: int) -> jax.Array:
     """``jax.random.PRNGKey(seed)``, the same words, put on the device without compiling.
 
     With the default threefry keys the words are the seed's high and low 32 bits (the high
-    word is 0 unless 64-bit mode is on); another key implementation is left to JAX.
+    word is 0 unless 64-bit mode is on and the seed has 64 bits); another key implementation
+    is left to JAX.
     """
     if jax.config.jax_default_prng_impl != "threefry2x32":
         return jax.random.PRNGKey(seed)
-    high = (seed >> 32) & _WORD if jax.config.jax_enable_x64 else 0
+    wide = jax.config.jax_enable_x64 and np.asarray(seed).dtype.itemsize == 8
+    seed = operator.index(seed)  # NumPy integers as Python ones; a float is refused, as by JAX
+    high = (seed >> 32) & _WORD if wide else 0
     return jax.device_put(np.array([high, seed & _WORD], dtype=np.uint32))
 
 

@@ -219,6 +219,7 @@ def test_a_seeds_key_is_jaxs_own_made_without_compiling():
     """``rng.key(seed)`` has ``jax.random.PRNGKey(seed)``'s words, in 64-bit mode too, and
     compiles nothing: JAX's own compiles two small programs in every new process."""
     seeds = (0, 1, 7, 2**31 - 1, -1, -5, 2**32 - 1, 2**32, 2**40 + 3, -(2**40))
+    seeds += (np.int32(-3), np.int64(-3), np.uint32(7), np.uint64(2**40 + 1))
     for wide in (False, True):
         with jax.enable_x64(wide):
             for seed in seeds:
