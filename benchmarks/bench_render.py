@@ -13,6 +13,9 @@ Cases (float32, random weights -- speed does not depend on their values):
 * ``fvis16``: the same with 16 images in one batch, image i maximising channel i.
 * ``layer3``: a ResNet-50 ``layer3`` channel, otherwise as ``fvis``: paramviz and the PyTorch
   loop stop at ``layer3``; Lucent always runs the whole network.
+* ``lite0``: an EfficientNet-Lite0 ``block6`` channel, otherwise as ``fvis``; the PyTorch side
+  runs ``efficientnet-lite-pytorch``'s own model (its depthwise convolutions as PyTorch does
+  them) up to that stage. (Lucent's ``render_vis`` would run it too, but the same loop.)
 
 Per (case, framework) one fresh subprocess, which imports only its own framework, makes three
 renders of the case: the *first call* (per-step times; it pays imports already done, building
@@ -83,16 +86,20 @@ class Case:
     batch: int = 1
     layer: str = "layer4"
     long: bool = False
+    arch: str = "resnet50"
 
     def title(self) -> str:
         if self.kind == "style":
             return f"VGG-19 style transfer, {self.size} px"
         images = f"{self.batch} images" if self.batch > 1 else "1 image"
-        return f"ResNet-50 {self.layer} channel, {self.size} px, {images}"
+        return f"{ARCH_TITLES[self.arch]} {self.layer} channel, {self.size} px, {images}"
 
     @property
     def frameworks(self) -> tuple[str, ...]:
-        return ("jax", "torch") if self.kind == "style" else FRAMEWORKS
+        return FRAMEWORKS if self.arch == "resnet50" and self.kind == "features" else FRAMEWORKS[:2]
+
+
+ARCH_TITLES = {"resnet50": "ResNet-50", "efficientnet_lite0": "EfficientNet-Lite0"}
 
 
 def cases(quick: bool) -> dict[str, Case]:
@@ -103,6 +110,9 @@ def cases(quick: bool) -> dict[str, Case]:
         Case("fvis", "features", 224, steps=64, long=True),
         Case("fvis16", "features", 224, steps=16, batch=16),
         Case("layer3", "features", 224, steps=64, layer="layer3", long=True),
+        Case(
+            "lite0", "features", 224, steps=64, layer="block6", long=True, arch="efficientnet_lite0"
+        ),  # fmt: skip
     )
     if quick:
         full = tuple(dataclasses.replace(c, size=64, steps=4, long=False) for c in full)
@@ -305,7 +315,7 @@ def jax_features(case: Case) -> Calls:
 
     check_torch_mirror(case.size)
     net = backbones.init(
-        "resnet50", jax.random.PRNGKey(0), (case.size, case.size), last_layer=case.layer
+        case.arch, jax.random.PRNGKey(0), (case.size, case.size), last_layer=case.layer
     )
 
     def make(unit: int) -> tuple:
@@ -359,13 +369,11 @@ def torch_frozen(module: Any) -> Any:
     return module.eval().requires_grad_(False)
 
 
-def torch_normalise(images: Any) -> Any:
-    """ImageNet mean/std on NCHW RGB in [0, 1] (what the paramviz backbones do inside)."""
+def torch_normalise(images: Any, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> Any:
+    """``mean``/``std`` on NCHW RGB in [0, 1] (what the paramviz backbones do inside)."""
     import torch
 
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 def torch_vgg19_trunk(last: str, pooling: str) -> tuple[Any, dict[int, str]]:
@@ -474,6 +482,38 @@ def torch_resnet50(last: str) -> Any:
     return nn.Sequential(*layers)
 
 
+def torch_efficientnet_lite0(last: str) -> Any:
+    """``efficientnet-lite-pytorch``'s Lite0 (static ``SAME`` padding for 224 px, as
+    ``from_name`` builds it) up to stage ``last``."""
+    from efficientnet_lite_pytorch import EfficientNet
+    from torch import nn
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    stage_ends = np.cumsum((1, 2, 2, 3, 3, 4, 1))  # blocks per stage
+    blocks = model._blocks[: stage_ends[int(last.removeprefix("block")) - 1]]
+
+    class Trunk(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
+            self.blocks = blocks
+
+        def forward(self, x: Any) -> Any:
+            x = self.stem(x)
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    return Trunk()
+
+
+# arch: (the network up to a stage, its input mean and std)
+TORCH_NETWORKS = {
+    "resnet50": (torch_resnet50, IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": (torch_efficientnet_lite0, (127 / 255,) * 3, (128 / 255,) * 3),
+}
+
+
 def torch_fourier_image(real: Any, imag: Any, h: int, w: int) -> Any:
     """Lucid's ``fft_image`` + decorrelated colour + sigmoid, as ``paramviz.param.fourier``."""
     import torch
@@ -517,7 +557,8 @@ def torch_features(case: Case) -> Calls:
     """Channel visualisation the Lucent way, written out: Fourier param, standard transforms."""
     import torch
 
-    net = torch_frozen(torch_resnet50(case.layer))
+    build, mean, std = TORCH_NETWORKS[case.arch]
+    net = torch_frozen(build(case.layer))
     h = w = case.size
     images = torch.arange(case.batch)
 
@@ -529,7 +570,7 @@ def torch_features(case: Case) -> Calls:
 
         def loss() -> Any:
             batch = torch_standard_transforms(torch_fourier_image(*params, h, w), rng)
-            acts = net(torch_normalise(batch))
+            acts = net(torch_normalise(batch, mean, std))
             return -acts[images, 12 + unit + images].mean(dim=(1, 2)).sum()  # image i, channel i
 
         return torch_adam_step(params, loss)
@@ -731,7 +772,7 @@ COLUMNS = (
 
 
 RATIO_COLUMNS = ("median_s", "wall_64_s", "wall_512_s")
-SPEED_GOAL = 0.8  # issue 9: per step and per call at most 0.8x the faster peer
+SPEED_GOAL = 0.8  # per step and per call at most 0.8x the faster peer
 MEMORY_GOAL = 1.0  # and peak memory at most PyTorch's
 
 

@@ -183,7 +183,7 @@ def small_set(quick: bool = False, progress: bool | None = None) -> BackboneSet:
 
 
 def testbed_set(quick: bool = False, progress: bool | None = None) -> BackboneSet:
-    """The test bed's wider pair trained on textures and photographs (issue 12), plus the real
+    """The test bed's wider pair trained on textures and photographs, plus the real
     VGG-19 trunk. R(f) is measured at the rendering size, in the ball the robust twins were
     trained in scaled to it (L2 radius grows with the square root of the pixel count)."""
     from experiments.train import TESTBED_PAIRS as CONFIGS

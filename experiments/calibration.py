@@ -6,7 +6,8 @@ A judge or an artefact metric that cannot order these four cannot be trusted on 
 * ``content+noise`` -- it plus Gaussian noise (same layout, more high frequencies);
 * ``style`` -- the style picture itself (style distance 0);
 * ``content+checkerboard`` -- it plus a planted 2-px orange/blue checkerboard at constant
-  brightness on its central quarter (the artefact of issue 12: invisible to luminance metrics).
+  brightness on its central quarter (the Fourier path's colour artefact: invisible to
+  luminance metrics).
 
 Texture tables (no content picture) use the other picture of the pair in the content's place,
 so the same four rows say "another texture", "it with noise", "the texture itself", "it with a

@@ -1,4 +1,4 @@
-"""Why the Fourier path made a 2-px checkerboard on the VGG-19 trunk (issue 12, point 4): the same
+"""Why the Fourier path made a 2-px checkerboard on the VGG-19 trunk: the same
 style transfer and texture by variants that each remove one candidate cause, measured by
 :func:`experiments.metrics.colour_checkerboard_energy` at period 2 (whitened power near the 2-px
 frequencies over the 0.1-0.35 cycles/px band, worst opponent channel; ~1 for noise, below 1 for

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +30,11 @@ import numpy as np
 
 from experiments.attacks import Threat, pgd
 from experiments.pictures import load_picture
-from experiments.registry import Settings
-from experiments.runner import RunContext
 from paramviz import rng, xla
+
+if TYPE_CHECKING:  # the measure itself serves training too (robust twins), below the runner
+    from experiments.registry import Settings
+    from experiments.runner import RunContext
 
 PICTURES: tuple[str, ...] = (
     "astronaut",

@@ -127,10 +127,11 @@ STYLE_BUDGETS = {
     "small": StyleBudget(size=96, adam_steps=150, lbfgs_steps=30, pairs=1),
     "testbed": StyleBudget(size=128, adam_steps=300, lbfgs_steps=150, pairs=3),
 }
-"""``imagenet``: Gatys/Nakano-like sizes and step counts (L-BFGS converges in 100-300 steps, see
-anchors.md §5); ``small``: what a 2-core CPU renders for the whole grid in minutes (the texture
-nets were trained on 32 px crops, so 96 px already spans three of their receptive fields);
-``testbed``: issue 12's protocol floor (128 px, Adam 300 or L-BFGS 150 steps, 3 pairs)."""
+"""``imagenet``: Gatys/Nakano-like sizes and step counts (L-BFGS converges in 100-300 steps in
+neural-style's and the PyTorch tutorial's published runs); ``small``: what a 2-core CPU renders
+for the whole grid in minutes (the texture nets were trained on 32 px crops, so 96 px already
+spans three of their receptive fields); ``testbed``: the test bed's protocol floor (128 px, Adam
+300 or L-BFGS 150 steps, 3 pairs)."""
 QUICK_STYLE_BUDGET = StyleBudget(size=32, adam_steps=3, lbfgs_steps=2, pairs=1)
 CONTENT_WEIGHT = 1.0
 

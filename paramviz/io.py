@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +113,21 @@ def _running(pid: int) -> bool:
 
 def check_output(
     path: str | os.PathLike,
-    suffix: str,
+    suffix: str | Sequence[str],
     *,
     inputs: Iterable[str | os.PathLike | None] = (),
     needed_bytes: int = 0,
 ) -> Path:
-    """Refuse an output before any work: a wrong suffix, a path that is one of ``inputs``
-    (links followed), or a folder that cannot be written or has less than ``needed_bytes``
-    free."""
+    """Refuse an output before any work: a wrong suffix (one of ``suffix`` when several), a
+    path that is one of ``inputs`` (links followed), or a folder that cannot be written or has
+    less than ``needed_bytes`` free."""
     path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise UserError(f"--output must end in {suffix}: {path}")
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
+    wanted = " or ".join(", ".join(suffixes).rsplit(", ", 1))
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"--output must end in {wanted}: {path}")
     if path.is_dir():
-        raise UserError(f"the output {path} is a folder; give a file name ending in {suffix}")
+        raise UserError(f"the output {path} is a folder; give a file name ending in {wanted}")
     check_not_inputs([path], inputs)
     check_writable(path.parent, needed_bytes)
     return path
@@ -303,6 +305,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
+PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+"""What a rendered picture may be written as, by its suffix."""
+PICTURE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+
+
 def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an (H, W, 3) image in [0, 1] as PNG, atomically."""
     path = Path(path)
@@ -311,13 +318,15 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     return path
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an (H, W, 3) image in [0, 1] as PNG to ``path`` as it is (e.g. the temporary file
-    of an :func:`atomic_path` that also holds other files)."""
+def write_png(path: str | os.PathLike, image: np.ndarray, suffix: str = ".png") -> None:
+    """Write an (H, W, 3) image in [0, 1] to ``path`` as it is (e.g. the temporary file of an
+    :func:`atomic_path` that also holds other files), as PNG or in the format ``suffix`` names
+    (:data:`PICTURE_FORMATS`: JPEG at quality 95, lossless WebP)."""
     from PIL import Image
 
+    kind = PICTURE_FORMATS[suffix.lower()]
     with open(path, "wb") as handle:  # closed here, even on a full disk
-        Image.fromarray(to_uint8(image)).save(handle, format="PNG")
+        Image.fromarray(to_uint8(image)).save(handle, format=kind, **PICTURE_OPTIONS.get(kind, {}))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -177,7 +177,8 @@ def save_result(
     gif: bool = False,
     frame_ms: int = 200,
 ) -> dict[str, Path]:
-    """Write ``out_path`` (PNG), its ``.json`` sidecar and, with ``gif=True``, a ``.gif``.
+    """Write ``out_path`` (PNG, JPEG or WebP by its suffix), its ``.json`` sidecar and, with
+    ``gif=True``, a ``.gif``.
 
     A batch becomes a contact sheet with one tile per unit, labelled with ``labels`` (e.g. the
     unit names). GIF frames are the snapshots plus the final image. Returns ``{kind: path}``.
@@ -199,7 +200,7 @@ def save_result(
             for kind, path in paths.items()
             if kind != "json"
         }
-        write_png(pictures["image"], picture(result.image, labels))
+        write_png(pictures["image"], picture(result.image, labels), paths["image"].suffix)
         if gif:
             _write_gif(pictures["gif"], [picture(images, labels) for _, images in frames], frame_ms)
         record["sha256"] = {kind: file_sha256(tmp) for kind, tmp in pictures.items()}

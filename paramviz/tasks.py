@@ -22,7 +22,7 @@ from paramviz import budget, objectives, outputs, param, render, rng
 from paramviz.backbones import Backbone, style_preset
 from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
-from paramviz.io import save_png
+from paramviz.io import PICTURE_FORMATS, save_png
 from paramviz.objectives.parse import channel_ranges
 from paramviz.vocabulary import OPTIMIZERS, PARAMETERISATIONS, SEED_LIMIT, STYLE_LOSSES
 
@@ -138,6 +138,9 @@ class StyleSettings:
         return tuple(float(w) / float(sum(weights)) for w in weights)
 
 
+MIN_SPECTRUM_SIDE = 2  # below it the photographs' gain has no ring to read, MACO no phase
+
+
 def make_param(
     kind: str,
     batch: int,
@@ -150,6 +153,12 @@ def make_param(
     """The parameterisation called ``kind`` (:data:`PARAMETERISATIONS`), from noise or ``init``."""
     if kind not in PARAMETERISATIONS:
         raise UserError(f"unknown parameterisation {kind!r}; choose one of {PARAMETERISATIONS}")
+    if kind != "pixel" and min(hw) < MIN_SPECTRUM_SIDE:
+        raise UserError(
+            f"a {hw[0]}x{hw[1]} picture is too small for the {kind} parameterisation (a spectrum "
+            f"needs at least {MIN_SPECTRUM_SIDE} pixels a side): use a larger --size or "
+            "--param pixel"
+        )
     # fourier: Lucid's, with the gain of photographs (param.photo_gain): under Adam, Lucid's 1/f
     # gain grows a 2-px checkerboard where a network barely looks (experiments/README.md)
     fourier = functools.partial(param.fourier, gain="photo")
@@ -423,7 +432,7 @@ def visualize(
     backbone: Backbone,
     specs: Sequence[str],
     output: str | Path,
-    size: int,
+    size: int | tuple[int, int],
     settings: RenderSettings = RenderSettings(transforms="standard", steps=512),
     relu_redirect_steps: int = 16,
     record: Mapping[str, Any] | None = None,
@@ -431,15 +440,21 @@ def visualize(
     copies: int = 1,
     init_image: np.ndarray | None = None,
 ) -> dict[str, Path]:
-    """Activation maximisation of the units ``specs`` name, one image each, as a labelled sheet.
+    """Activation maximisation of the units ``specs`` name, one image each, as a labelled sheet,
+    of ``size`` pixels square or ``(height, width)``.
 
     ``copies`` renders each unit from that many random starts (one batch); ``init_image``
     starts every image from that picture instead of noise. A network that runs at one input
     size only (see :mod:`paramviz.backbones.input_size`) gets each transformed batch resized to
     it, so ``size`` is free.
     """
-    _check("size", _whole(size) and size >= 1, "a whole number of pixels >= 1", size)
-    hw = (size, size)
+    hw = (size, size) if _whole(size) else tuple(size)
+    _check(
+        "size",
+        len(hw) == 2 and all(_whole(side) and side >= 1 for side in hw),
+        "a whole number of pixels >= 1, or (height, width)",
+        size,
+    )
     layers = objectives.spec_layers(specs)
     shapes = backbone.check_layers(layers, fixed_input_size(backbone, layers) or hw)
     check_channel_ranges(specs, shapes)
@@ -576,8 +591,8 @@ def render_and_save(
     """Render with ``settings`` and write PNG + JSON (+ GIF and snapshots with ``save_every``);
     ``finish`` maps every picture written (e.g. :func:`original_colours`)."""
     output = Path(output)
-    if output.suffix.lower() != ".png":
-        raise UserError(f"--output must end in .png: {output}")
+    if output.suffix.lower() not in PICTURE_FORMATS:
+        raise UserError(f"--output must end in {', '.join(PICTURE_FORMATS)}: {output}")
     finish = finish or np.asarray
     thresholds = settings.thresholds()
 

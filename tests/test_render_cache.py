@@ -295,3 +295,49 @@ def test_a_long_compile_hands_free_memory_back_and_a_cached_render_does_not(
     trims.clear()
     render.render("relu2:1", image, net, steps=2, progress=False)  # compiles nothing
     assert trims == []
+
+
+def test_a_damaged_cache_entry_is_said_once_dropped_and_kept_anew(tmp_path: Path):
+    weights = backbones.save(tmp_path / "w.safetensors", network(0))
+    env = {**os.environ, "PARAMVIZ_HOME": str(tmp_path / "home")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    argv = [sys.executable, "-m", "paramviz.cli", "visualize", "--weights", str(weights),
+            "--objective", "relu3:0", "--size", "24", "--steps", "2", "--quiet"]  # fmt: skip
+
+    def run() -> str:
+        done = subprocess.run(
+            [*argv, "-o", str(tmp_path / "a.png")], env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stderr
+
+    assert run() == ""
+    (entry,) = (tmp_path / "home" / "jax-cache").glob("jit_run_steps-*")
+    entry.write_bytes(b"half a program")
+    assert run() == (
+        "paramviz: a damaged compile-cache entry of jit_run_steps was deleted and is compiled "
+        "anew\n"
+    )
+    assert entry.is_file() and entry.read_bytes() != b"half a program"  # kept anew
+    assert run() == ""  # and read from then on, without a word
+
+
+def test_an_unusable_cache_folder_is_one_line_and_the_command_goes_on(tmp_path: Path):
+    weights = backbones.save(tmp_path / "w.safetensors", network(0))
+    home = tmp_path / "home"
+    home.write_text("a file where the cache's folder should be")
+    env = {**os.environ, "PARAMVIZ_HOME": str(home)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "paramviz.cli", "visualize", "--weights", str(weights),
+         "--objective", "relu3:0", "--size", "24", "--steps", "2", "--quiet",
+         "-o", str(tmp_path / "a.png")], env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == (
+        f"paramviz: the compile cache {home / 'jax-cache'} cannot be used (Not a directory); "
+        "going on without it (set $PARAMVIZ_HOME or $JAX_COMPILATION_CACHE_DIR to a writable "
+        "folder)\n"
+    )
+    assert (tmp_path / "a.json").is_file()

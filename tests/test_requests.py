@@ -108,8 +108,10 @@ def test_argparse_errors_are_one_line(capsys):
     assert (
         code == 2 and err == "paramviz: error: visualize: argument --weights: expected one argument"
     )
-    code, err = run_cli(capsys)
-    assert code == 2 and err == "paramviz: error: the following arguments are required: COMMAND"
+    code, err = run_cli(capsys, "styel")
+    assert code == 2 and err.startswith(
+        "paramviz: error: argument COMMAND: invalid choice: 'styel'"
+    )
 
 
 def test_the_largest_seed_is_accepted(capsys):

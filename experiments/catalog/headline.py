@@ -1,6 +1,6 @@
 """``headline``: the test bed's protocol -- standard vs robust vs the VGG-19 trunk, each by three
 routes (pixels; Lucid's decorrelated Fourier image under ``mild`` transforms; SWAG's activation
-smoothing), judged by judges that are never the compared network (issue 12).
+smoothing), judged by judges that are never the compared network.
 
 The protocol, fair to each network as Nakano's hand-tuned search was:
 

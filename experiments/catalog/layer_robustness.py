@@ -6,7 +6,9 @@ as trained (VGG max pools, not the style experiments' average pools).
 
 Published values (read off Engstrom et al.'s figure, first four layers): standard ResNet-50 ≈ 0.54,
 0.45, 0.45, 0.58; AlexNet ≈ 0.06, 0.12, 0.37, 0.50; VGG-16 ≈ 0.06, 0.11, 0.16, 0.21; robust
-ResNet-50 ≈ 0.07, 0.07, 0.06, 0.05 (anchors.md §4.2).
+ResNet-50 ≈ 0.07, 0.07, 0.06, 0.05 (Engstrom et al., "A Discussion of 'Adversarial Examples
+Are Not Bugs, They Are Features': Adversarially Robust Neural Style Transfer", Distill 2019,
+the figure of layer robustnesses).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ PUBLISHED: dict[str, tuple[float, ...]] = {
     "vgg16": (0.055, 0.11, 0.16, 0.21),
     "resnet50-robust-l2-eps3": (0.07, 0.065, 0.062, 0.05),
 }
-"""R(f) of the first four layers read off Engstrom et al.'s figure (anchors.md §4.2)."""
+"""R(f) of the first four layers read off Engstrom et al.'s figure (Distill 2019)."""
 
 
 def settings(context: RunContext) -> Settings:

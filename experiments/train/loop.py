@@ -292,36 +292,41 @@ def fit(
         metadata = weights_metadata(out.stem, config, train_set.class_names, step, total)
         save(out, with_params(backbone, state.params), **metadata)
 
-    batches = make_batches(
-        train_set.images,
-        train_set.labels,
-        config.batch_size,
-        seed=config.seed,
-        epochs=config.epochs,
+    batches = itertools.islice(
+        make_batches(
+            train_set.images,
+            train_set.labels,
+            config.batch_size,
+            seed=config.seed,
+            epochs=config.epochs,
+        ),
+        start,
+        end,
     )
-    bar = progress_bars.bar(
-        total=total, initial=start, enabled=progress, desc=out.stem, unit="step"
+    metrics = jnp.zeros(3)
+
+    def step(_: int, refresh: bool) -> dict[str, str]:
+        nonlocal state, metrics
+        state, batch = step_fn(state, *next(batches))
+        metrics = metrics + batch
+        if not refresh:
+            return {}
+        loss, correct, count = np.asarray(metrics)
+        metrics = jnp.zeros(3)
+        return {"loss": f"{loss / count:.3f}", "acc": f"{correct / count:.3f}"}
+
+    seconds = run_checkpointed(
+        step,
+        lambda elapsed: checkpoint(state, elapsed),
+        start=start,
+        end=end,
+        total=total,
+        desc=out.stem,
+        seconds=seconds,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
+        refresh_every=refresh_every,
     )
-    began, metrics = time.perf_counter() - seconds, jnp.zeros(3)
-    try:
-        for step, (images, labels) in zip(
-            range(start, end), itertools.islice(batches, start, end), strict=True
-        ):
-            state, batch = step_fn(state, images, labels)
-            metrics = metrics + batch
-            if (step + 1) % refresh_every == 0 or step + 1 == end:
-                loss, correct, count = np.asarray(metrics)
-                bar.set_postfix(loss=f"{loss / count:.3f}", acc=f"{correct / count:.3f}")
-                bar.update(step + 1 - bar.n)
-                metrics = jnp.zeros(3)
-            if (step + 1) % checkpoint_every == 0 and step + 1 < end:
-                checkpoint(state, time.perf_counter() - began)
-    except KeyboardInterrupt:
-        checkpoint(state, time.perf_counter() - began)
-        raise
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - began
     if end < total:
         checkpoint(state, seconds)
         return TrainReport(out, config, end, total, seconds, None)
@@ -338,6 +343,45 @@ def fit(
     save(out, with_params(backbone, state.params), **metadata)
     state_path(out).unlink(missing_ok=True)
     return TrainReport(out, config, total, total, seconds, evaluation)
+
+
+def run_checkpointed(
+    step: Callable[[int, bool], dict[str, str]],
+    checkpoint: Callable[[float], None],
+    *,
+    start: int,
+    end: int,
+    total: int,
+    desc: str,
+    seconds: float = 0.0,
+    progress: bool | None = None,
+    checkpoint_every: int = 500,
+    refresh_every: int = 10,
+) -> float:
+    """Steps ``start`` to ``end`` (of ``total``) with a progress bar, a checkpoint every
+    ``checkpoint_every`` and on Ctrl-C; returns the training seconds, ``seconds`` before included.
+
+    ``step(index, refresh)`` runs one step; with ``refresh`` (every ``refresh_every`` steps and
+    the last, the only times the host reads the device) it returns the bar's figures.
+    ``checkpoint(elapsed)`` writes the resumable state.
+    """
+    bar = progress_bars.bar(total=total, initial=start, enabled=progress, desc=desc, unit="step")
+    began = time.perf_counter() - seconds
+    try:
+        for index in range(start, end):
+            refresh = (index + 1) % refresh_every == 0 or index + 1 == end
+            shown = step(index, refresh)
+            if refresh:
+                bar.set_postfix(**shown)
+                bar.update(index + 1 - bar.n)
+            if (index + 1) % checkpoint_every == 0 and index + 1 < end:
+                checkpoint(time.perf_counter() - began)
+    except KeyboardInterrupt:
+        checkpoint(time.perf_counter() - began)
+        raise
+    finally:
+        bar.close()
+    return time.perf_counter() - began
 
 
 def finished_report(path: Path, config: TrainConfig) -> TrainReport | None:

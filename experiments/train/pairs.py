@@ -42,7 +42,7 @@ DEFAULT_PAIRS: dict[str, TrainConfig] = {
 }
 
 
-# The test bed (issue 12): a ResNet-18 wide enough that noise cannot match its style statistics
+# The test bed: a ResNet-18 wide enough that noise cannot match its style statistics
 # (width 1/4: 16-128 channels in the style layers), trained on textures *and* photographs at the
 # scale it renders them (64 px crops of pictures whose shorter side is the 128 px rendering size).
 # The robust twin: FGSM with a random start (Wong et al. 2020; 2 passes a step where PGD-3 takes

@@ -4,8 +4,9 @@
 and write converted ``.safetensors`` files, and :func:`from_flax` / :func:`from_function` wrap a
 network of your own. ``backbone(images, layers)`` returns exactly the requested activations (NHWC;
 dense layers (N, C)) and computes nothing past the deepest one. The tap names of each
-architecture are listed in the docstrings of :mod:`.vgg`, :mod:`.alexnet`, :mod:`.resnet` and
-:mod:`.sequential`; each of those modules registers its :class:`Architecture` records.
+architecture are listed in the docstrings of :mod:`.vgg`, :mod:`.alexnet`, :mod:`.resnet`,
+:mod:`.efficientnet` and :mod:`.sequential`; each of those modules registers its
+:class:`Architecture` records.
 
 Common options: ``last_layer`` (a partial network), ``mean``/``std``/``clamp`` (input convention,
 applied to RGB in [0, 1]); VGG/AlexNet/ResNet: ``num_classes``, ``width`` (channel multiplier);
@@ -20,7 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paramviz.backbones import alexnet, resnet, sequential, vgg  # noqa: F401  (they register)
+from paramviz.backbones import (  # noqa: F401  (they register)
+    alexnet,
+    efficientnet,
+    resnet,
+    sequential,
+    vgg,
+)
 from paramviz.backbones.architecture import (
     Architecture,
     StylePreset,

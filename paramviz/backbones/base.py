@@ -154,12 +154,13 @@ class Step:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Conv(Step):
-    """``nn.Conv2d``; ``reflect`` pads by reflection first (``ReflectionPad2d`` + unpadded conv)."""
+    """``nn.Conv2d``; ``reflect`` pads by reflection first (``ReflectionPad2d`` + unpadded conv);
+    ``padding="same"`` is TensorFlow's ``SAME`` (:func:`ops.conv_pads`)."""
 
     features: int
     kernel: int
     stride: int = 1
-    padding: int = 0
+    padding: ops.Padding = 0
     reflect: bool = False
     bias: bool = True
     torch: str
@@ -178,6 +179,22 @@ class Conv(Step):
         return tuple(refs)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DepthwiseConv(Step):
+    """``nn.Conv2d(C, C, kernel, groups=C, bias=False)``: one filter per channel."""
+
+    kernel: int
+    stride: int = 1
+    padding: ops.Padding = 0
+    torch: str
+
+    def __call__(self, x, redirect, shared):
+        return DepthwiseConvolution(self.kernel, self.stride, self.padding, name=self.name)(x)
+
+    def param_refs(self):
+        return (ParamRef("params", (self.name, "kernel"), f"{self.torch}.weight", "conv"),)
+
+
 INPUT_GRAD = "input_grad"  # the variable collection of :meth:`Backbone.for_image_gradients`
 
 
@@ -190,14 +207,14 @@ class Convolution(nn.Module):
     features: int
     kernel_size: int
     stride: int = 1
-    padding: int = 0
+    padding: ops.Padding = 0
     use_bias: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-        if self.kernel_size == 1 and self.padding == 0:
+        if self.kernel_size == 1 and self.padding in (0, "same"):
             if self.stride > 1:
                 x = x[:, :: self.stride, :: self.stride]
             y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(*x.shape[:-1], self.features)
@@ -211,20 +228,40 @@ class Convolution(nn.Module):
         return y
 
 
+class DepthwiseConvolution(nn.Module):
+    """A depthwise kernel of shape (k, k, 1, channels) applied by :func:`ops.depthwise_conv2d`."""
+
+    kernel_size: int
+    stride: int = 1
+    padding: ops.Padding = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, 1, x.shape[-1])
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
+        return ops.depthwise_conv2d(x, kernel, self.stride, self.padding)
+
+
 def _is_spatial_kernel(key: str, leaf: Any) -> bool:
-    """A ``params/.../kernel`` wider than 1×1 (1×1 ones are matrix products: nothing to flip)."""
+    """A ``params/.../kernel`` of a :class:`Convolution` wider than 1×1 (1×1 ones are matrix
+    products, and a depthwise kernel, one input channel wide, is no correlation over channels:
+    nothing to flip)."""
     parts = key.split("/")
-    return parts[0] == "params" and parts[-1] == "kernel" and leaf.ndim == 4 and leaf.shape[0] > 1
+    if parts[0] != "params" or parts[-1] != "kernel" or leaf.ndim != 4:
+        return False
+    return leaf.shape[0] > 1 and leaf.shape[2] > 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BatchNorm(Step):
-    """Eval-mode ``nn.BatchNorm2d`` (running statistics, eps 1e-5)."""
+    """Eval-mode ``nn.BatchNorm2d`` (running statistics; PyTorch's eps 1e-5 unless the
+    network was built with another)."""
 
     torch: str
+    epsilon: float = 1e-5
 
     def __call__(self, x, redirect, shared):
-        return nn.BatchNorm(use_running_average=True, epsilon=1e-5, name=self.name)(x)
+        return FrozenBatchNorm(self.epsilon, name=self.name)(x)
 
     def param_refs(self):
         def ref(collection, leaf, torch_leaf):
@@ -236,6 +273,23 @@ class BatchNorm(Step):
             ref("batch_stats", "mean", "running_mean"),
             ref("batch_stats", "var", "running_var"),
         )
+
+
+class FrozenBatchNorm(nn.Module):
+    """``nn.BatchNorm(use_running_average=True)``'s variables (``params``: ``scale``, ``bias``;
+    ``batch_stats``: ``mean``, ``var``), applied by :func:`ops.batch_norm`, whose gradients to
+    ``scale`` and ``bias`` are quick to train."""
+
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = (x.shape[-1],)
+        scale = self.param("scale", nn.initializers.ones, channels, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, channels, jnp.float32)
+        mean = self.variable("batch_stats", "mean", jnp.zeros, channels, jnp.float32).value
+        var = self.variable("batch_stats", "var", jnp.ones, channels, jnp.float32).value
+        return ops.batch_norm(x, scale, bias, mean, var, self.epsilon)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -261,6 +315,14 @@ class ReLU(Step):
 
     def __call__(self, x, redirect, shared):
         return ops.relu(x, redirect)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReLU6(Step):
+    """``nn.ReLU6`` (:func:`ops.relu6`; Lucid's redirection below 0 when asked)."""
+
+    def __call__(self, x, redirect, shared):
+        return ops.relu6(x, redirect)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -386,13 +448,14 @@ class TapNetwork(nn.Module):
 
     def preprocess_input(self, images: jax.Array) -> jax.Array:
         """Apply the input convention to NHWC RGB images in [0, 1]."""
-        x = jnp.asarray(images, jnp.float32)
+        x = jnp.asarray(images)
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # float64 stays (parity checks)
         if self.clamp:
             x = jnp.clip(x, 0.0, 1.0)
         if tuple(self.mean) != (0.0,) * len(self.mean):
-            x = x - jnp.asarray(self.mean, jnp.float32)
+            x = x - jnp.asarray(self.mean, x.dtype)
         if tuple(self.std) != (1.0,) * len(self.std):
-            x = x / jnp.asarray(self.std, jnp.float32)
+            x = x / jnp.asarray(self.std, x.dtype)
         return x
 
     @nn.compact

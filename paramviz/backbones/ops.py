@@ -3,15 +3,22 @@
 Every function here reproduces what the matching ``torch.nn`` layer computes in eval mode (the
 checkpoints come from PyTorch), with static output shapes so that everything jit-compiles:
 
-* :func:`relu` – ReLU, optionally with Lucid's redirected gradient (a ``jax.custom_vjp``).
-* :func:`conv2d` – ``Conv2d``'s cross-correlation; :func:`input_grad_kernel` prepares, once, the
-  flipped kernel its gradient to the input needs, so that a step does not flip it every time.
+* :func:`relu` – ReLU, optionally with Lucid's redirected gradient (a ``jax.custom_vjp``);
+  :func:`relu6` – ``ReLU6``, the same below 0.
+* :func:`conv2d` – ``Conv2d``'s cross-correlation, with symmetric or TensorFlow ``SAME`` padding;
+  :func:`input_grad_kernel` prepares, once, the flipped kernel its gradient to the input needs,
+  so that a step does not flip it every time.
+* :func:`depthwise_conv2d` – a ``Conv2d`` with ``groups`` = channels (one k×k filter per channel).
 * :func:`max_pool` – ``MaxPool2d`` incl. ``ceil_mode`` and ``-inf`` padding; non-overlapping pools
   use a reshape-max and overlapping ones a max of shifted views, both with a backward that
   routes through an equality mask (faster than XLA's ``select_and_scatter``).
 * :func:`avg_pool` – ``AvgPool2d`` incl. ``ceil_mode`` and ``count_include_pad``.
 * :func:`adaptive_avg_pool` – ``AdaptiveAvgPool2d`` at any input size (torch's bin edges).
+* :func:`batch_norm` – eval-mode ``BatchNorm2d`` (running statistics).
 * :func:`reflect_pad`, :func:`flatten_chw` – ``ReflectionPad2d`` and ``torch.flatten`` of NCHW.
+
+Sums over every pixel of a batch, which weight gradients need, are written as matrix-vector
+products (:func:`channel_sums`): XLA:CPU's reductions over leading axes run several times slower.
 """
 
 from __future__ import annotations
@@ -67,16 +74,46 @@ def _redirected_relu_bwd(residuals, g):
 
 _redirected_relu.defvjp(_redirected_relu_fwd, _redirected_relu_bwd)
 
+
+def relu6(x: jax.Array, redirect: jax.Array | float | None = None) -> jax.Array:
+    """``min(max(x, 0), 6)``: :func:`relu` (redirected alike) capped at 6, as ``nn.ReLU6``."""
+    return jnp.minimum(relu(x, redirect), 6.0)
+
+
 # ---------------------------------------------------------------------------------- convolution
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+
+Padding = int | str
+"""A convolution's padding: ``p`` zeros on every side, or ``"same"``, TensorFlow's ``SAME``."""
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def conv_pads(spatial: tuple[int, int], kernel: int, stride: int, padding: Padding) -> Pads:
+    """``((top, bottom), (left, right))`` zeros for ``padding`` on an input of ``spatial`` size.
+
+    ``"same"`` gives ``ceil(n / stride)`` outputs and puts the odd pixel after the input, as
+    TensorFlow does (the EfficientNet-Lite checkpoints were trained that way): at stride 2 on an
+    even size that is no padding before and one row after.
+    """
+    if padding == "same":
+        return tuple(_same_pads(n, kernel, stride) for n in spatial)
+    if not isinstance(padding, int):
+        raise ValueError(f"padding is a number of pixels or 'same', not {padding!r}")
+    return ((padding, padding), (padding, padding))
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return (total // 2, total - total // 2)
 
 
 def conv2d(
     x: jax.Array,
     kernel: jax.Array,
     stride: int,
-    padding: int,
+    padding: Padding,
     flipped: jax.Array | None = None,
 ) -> jax.Array:
     """``nn.Conv2d`` without bias on NHWC input and an HWIO ``kernel``.
@@ -85,9 +122,10 @@ def conv2d(
     precompute it when the kernel is an argument of the compiled step rather than a constant,
     and would otherwise flip and transpose every kernel at every step.
     """
+    pads = conv_pads(x.shape[1:3], kernel.shape[0], stride, padding)
     if flipped is None:
-        return _correlate(x, kernel, stride, [(padding, padding)] * 2)
-    return _conv_with_flipped(x, kernel, flipped, stride, padding)
+        return _correlate(x, kernel, stride, pads)
+    return _conv_with_flipped(x, kernel, flipped, stride, pads)
 
 
 def input_grad_kernel(kernel: jax.Array | np.ndarray) -> jax.Array:
@@ -113,29 +151,94 @@ def _correlate(x, kernel, stride, pads, dilation=1):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _conv_with_flipped(x, kernel, flipped, stride, padding):
-    return conv2d(x, kernel, stride, padding)
+def _conv_with_flipped(x, kernel, flipped, stride, pads):
+    return _correlate(x, kernel, stride, pads)
 
 
-def _conv_with_flipped_fwd(x, kernel, flipped, stride, padding):
-    return conv2d(x, kernel, stride, padding), (x, kernel, flipped)
+def _conv_with_flipped_fwd(x, kernel, flipped, stride, pads):
+    return _correlate(x, kernel, stride, pads), (x, kernel, flipped)
 
 
-def _conv_with_flipped_bwd(stride, padding, residuals, g):
+def _conv_with_flipped_bwd(stride, pads, residuals, g):
     """The input gradient correlates the stride-dilated ``g`` with ``flipped``; the kernel's
-    gradient is JAX's own (and is dropped by the compiler when only the input's is used)."""
+    gradient is JAX's own (and is dropped by the compiler when only the input's is used).
+    Only the padding before the input enters: the padding after it only set ``g``'s size."""
     x, kernel, flipped = residuals
     size = kernel.shape[0]
-    pads = [
-        (size - 1 - padding, n - 1 - (m - 1) * stride + padding)
-        for n, m in zip(x.shape[1:3], g.shape[1:3], strict=True)
+    grad_pads = [
+        (size - 1 - before, n - 1 - (m - 1) * stride + before)
+        for n, m, (before, _) in zip(x.shape[1:3], g.shape[1:3], pads, strict=True)
     ]
-    dx = _correlate(g, flipped, 1, pads, dilation=stride)
-    _, kernel_vjp = jax.vjp(lambda k: conv2d(x, k, stride, padding), kernel)
+    dx = _correlate(g, flipped, 1, grad_pads, dilation=stride)
+    _, kernel_vjp = jax.vjp(lambda k: _correlate(x, k, stride, pads), kernel)
     return dx, *kernel_vjp(g), jnp.zeros_like(flipped)
 
 
 _conv_with_flipped.defvjp(_conv_with_flipped_fwd, _conv_with_flipped_bwd)
+
+
+def depthwise_conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: Padding) -> jax.Array:
+    """``nn.Conv2d(C, C, k, groups=C)`` without bias: NHWC input, kernel ``(k, k, 1, C)``.
+
+    Written as the sum of the k² strided shifts of the padded input, each times one weight per
+    channel: XLA:CPU's grouped convolution (``feature_group_count=C``) runs these layers several
+    times slower forward and to the input (benchmarks/README.md), while the shifts are plain
+    elementwise work that XLA fuses. The kernel's gradient, k² sums over every pixel, is a
+    matrix-vector product per shift (:func:`_depthwise_bwd`): XLA:CPU's reductions over the
+    leading axes are several times slower than its dot.
+    """
+    pads = conv_pads(x.shape[1:3], kernel.shape[0], stride, padding)
+    return _depthwise(x, kernel, stride, pads)
+
+
+def _shifts(x: jax.Array, size: int, stride: int, pads: Pads, out: tuple[int, int]) -> list:
+    """The k² strided views of the zero-padded input, one per kernel tap, each ``out`` large."""
+    n, _, _, channels = x.shape
+    padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    span = [stride * (o - 1) + 1 for o in out]
+    return [
+        lax.slice(
+            padded, (0, i, j, 0), (n, i + span[0], j + span[1], channels), (1, stride, stride, 1)
+        )
+        for i in range(size)
+        for j in range(size)
+    ]
+
+
+def _depthwise_out(x: jax.Array, size: int, stride: int, pads: Pads) -> tuple[int, int]:
+    return tuple(
+        (n + before + after - size) // stride + 1
+        for n, (before, after) in zip(x.shape[1:3], pads, strict=True)
+    )
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise(x, kernel, stride, pads):
+    size = kernel.shape[0]
+    views = _shifts(x, size, stride, pads, _depthwise_out(x, size, stride, pads))
+    weights = kernel.reshape(size * size, -1)
+    return functools.reduce(jnp.add, (view * w for view, w in zip(views, weights, strict=True)))
+
+
+def _depthwise_fwd(x, kernel, stride, pads):
+    return _depthwise(x, kernel, stride, pads), (x, kernel)
+
+
+def _depthwise_bwd(stride, pads, residuals, g):
+    """The input's gradient is JAX's transpose of the shifts (padding scatters); the kernel's is
+    the :func:`channel_sums` of ``view * g`` per tap."""
+    x, kernel = residuals
+    size, channels = kernel.shape[0], kernel.shape[-1]
+    out = g.shape[1:3]
+    views, transpose = jax.vjp(lambda z: _shifts(z, size, stride, pads, out), x)
+    weights = kernel.reshape(size * size, channels)
+    (dx,) = transpose([g * w for w in weights])
+    dkernel = jnp.stack([channel_sums(view * g) for view in views])
+    return dx, dkernel.reshape(kernel.shape)
+
+
+_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
+
 
 # --------------------------------------------------------------------------------------- pooling
 
@@ -323,6 +426,52 @@ def adaptive_bins(size: int, out: int) -> np.ndarray:
         end = -(-((i + 1) * size) // out)
         matrix[i, start:end] = 1.0 / (end - start)
     return matrix
+
+
+# ------------------------------------------------------------------------------ batch norm
+
+
+def channel_sums(x: jax.Array) -> jax.Array:
+    """``x.sum(axis=(0, 1, 2))`` of NHWC ``x`` as ``ones @ x.reshape(-1, C)``: XLA:CPU runs the
+    product on every core, and its reduction over the leading axes several times slower."""
+    channels = x.shape[-1]
+    return jnp.ones((x.size // channels,), x.dtype) @ x.reshape(-1, channels)
+
+
+def batch_norm(
+    x: jax.Array,
+    scale: jax.Array,
+    bias: jax.Array,
+    mean: jax.Array,
+    var: jax.Array,
+    epsilon: float,
+) -> jax.Array:
+    """Eval-mode ``BatchNorm2d``: ``(x - mean) / sqrt(var + eps) * scale + bias`` over the last
+    axis, as one multiply-add per value."""
+    multiplier = scale * lax.rsqrt(var + epsilon)
+    return _channel_affine(x, multiplier, bias - mean * multiplier)
+
+
+@jax.custom_vjp
+def _channel_affine(x, multiplier, offset):
+    return x * multiplier + offset
+
+
+def _channel_affine_fwd(x, multiplier, offset):
+    return _channel_affine(x, multiplier, offset), (x, multiplier)
+
+
+def _channel_affine_bwd(residuals, g):
+    """The per-channel gradients are :func:`channel_sums` (they train batch norms)."""
+    x, multiplier = residuals
+    return g * multiplier, _to_channels(g * x), _to_channels(g)
+
+
+def _to_channels(x: jax.Array) -> jax.Array:
+    return channel_sums(x) if x.ndim > 1 else x
+
+
+_channel_affine.defvjp(_channel_affine_fwd, _channel_affine_bwd)
 
 
 # ------------------------------------------------------------------------------------ reshaping

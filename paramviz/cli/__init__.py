@@ -13,15 +13,19 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import MutableMapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
+from paramviz.cli import compile_cache
+from paramviz.cli.compile_cache import use_compile_cache
 from paramviz.errors import UserError
+
+__all__ = ["build_parser", "load_plugins", "main", "use_compile_cache"]
 
 PLUGINS_VARIABLE = "PARAMVIZ_PLUGINS"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from paramviz import __version__
     from paramviz.cli import demo, experiments, inspect, render, train, weights
     from paramviz.cli.common import Parser
 
@@ -29,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paramviz",
         description="Feature visualisation, style transfer and texture synthesis in JAX.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"paramviz {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in (render, demo, inspect, weights, train, experiments):
         area.register(subparsers)
     return parser
@@ -44,30 +49,27 @@ def load_plugins() -> None:
             importlib.import_module(name)
         except ImportError as err:
             raise UserError(f"cannot import {name!r} named in ${PLUGINS_VARIABLE}: {err}") from None
-
-
-def use_compile_cache(
-    environ: MutableMapping[str, str] = os.environ, folder: Path | None = None
-) -> None:
-    """Keep compiled XLA programs in ``folder``, by default under ``$PARAMVIZ_HOME``, unless
-    ``environ`` names a cache already: a repeated command then loads them instead of compiling.
-    Every program is kept, however quick its compile: JAX looks each one up anyway, and a small
-    one loads in a few ms where compiling it again takes tens. Set before jax is imported (the
-    benchmark sets a worker's environment with it)."""
-    from paramviz.paths import compile_cache_dir
-
-    environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder or compile_cache_dir()))
-    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        except Exception as err:  # a plugin's own failure, whatever it raises
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise UserError(
+                f"the plugin {name!r} named in ${PLUGINS_VARIABLE} failed on import: "
+                f"{type(err).__name__}: {first}"
+            ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input prints a message and returns 2, never a traceback."""
     try:
         load_plugins()
-        args = build_parser().parse_args(argv)
-        if not getattr(args, "no_compile_cache", False):
-            use_compile_cache()
-        return args.run(args) or 0
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # `paramviz` alone: what it can do
+            parser.print_help()
+            return 0
+        if getattr(args, "no_compile_cache", False):
+            return args.run(args) or 0
+        with compile_cache.one_line_warnings(compile_cache.use_compile_cache()):
+            return args.run(args) or 0
     except UserError as err:
         print(f"paramviz: error: {err}", file=sys.stderr)
         return 2

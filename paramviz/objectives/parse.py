@@ -109,7 +109,7 @@ def parse(unit: str, batch: int | None = None) -> Objective:
     if kind == "neuron" and (found := _layer_index(rest)):
         return neuron(*found, batch=batch)
     if kind == "logit" and _INTEGER.match(rest.strip()):
-        return logit(int(rest), batch=batch)
+        return logit(_unit_index(rest, unit), batch=batch)
     if kind == "direction" and (found := _layer_vector(rest)):
         return direction(*found, batch=batch)
     if kind == "diversity" and (found := _layer_weight(rest)):
@@ -164,8 +164,17 @@ def _layer_weight(text: str) -> tuple[str, float] | None:
 def _layer_index(text: str) -> tuple[str, int] | None:
     layer, sep, index = text.strip().rpartition(":")
     if sep and layer.strip() and _INTEGER.match(index.strip()):
-        return layer.strip(), int(index)
+        return layer.strip(), _unit_index(index, text)
     return None
+
+
+def _unit_index(index: str, unit: str) -> int:
+    """A unit's index in a string, counted from 0: a negative one would render a unit counted
+    from the end while the sidecar records ``-1`` (Python callers may still pass one)."""
+    value = int(index)
+    if value < 0:
+        raise UserError(f"unit indices count from 0, not {value} (in {unit.strip()!r})")
+    return value
 
 
 def batch_objective(specs: Sequence[str], copies: int = 1) -> tuple[Objective, list[str]]:
