@@ -395,6 +395,7 @@ def _shard_batch(params: Any) -> Any:
     return jax.tree.map(lambda leaf: jax.device_put(leaf, sharding), params)
 
 
+@xla.hands_memory_back
 def render(
     objective: Objective | str,
     param: ImageParam,

@@ -10,17 +10,21 @@ plain ``jax.jit`` for helpers they call. The option is XLA:CPU's; a GPU compile 
 
 XLA frees its compiler's scratch memory, but glibc keeps freed pages in the process (in the arena
 of the thread that freed them), so a render's memory high-water mark was the compile's scratch
-plus the steps' buffers. After every compile longer than :data:`RELEASE_AFTER_COMPILE_S` (this
-process's, the user's too: it only returns free pages), :func:`release_free_memory` hands the
-free pages back. Not between steps or renders: pages given back there are faulted in again by
-the next step. benchmarks/README.md ("Levers") has the before and after.
+plus the steps' buffers. Inside :func:`memory_handed_back` (the command line, a render, a
+training run), after every compile longer than :data:`RELEASE_AFTER_COMPILE_S`,
+:func:`release_free_memory` hands the free pages back. Importing paramviz installs nothing: a
+user's own programs compiled outside those jobs are left alone. Not between steps or renders:
+pages given back there are faulted in again by the next step. benchmarks/README.md ("Levers")
+has the before and after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 import jax
 
@@ -31,6 +35,8 @@ RELEASE_AFTER_COMPILE_S = 0.25
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 jit = functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
@@ -57,4 +63,30 @@ def _after_compile(event: str, duration_s: float, **_: object) -> None:
         release_free_memory()
 
 
-jax.monitoring.register_event_duration_secs_listener(_after_compile)
+_listening = 0  # how many memory_handed_back blocks are open (they nest)
+
+
+@contextlib.contextmanager
+def memory_handed_back() -> Iterator[None]:
+    """While inside, every long compile's leftover free memory goes back to the system."""
+    global _listening
+    if _listening == 0:
+        jax.monitoring.register_event_duration_secs_listener(_after_compile)
+    _listening += 1
+    try:
+        yield
+    finally:
+        _listening -= 1
+        if _listening == 0:
+            jax.monitoring.unregister_event_duration_listener(_after_compile)
+
+
+def hands_memory_back(job: Callable[P, R]) -> Callable[P, R]:
+    """``job`` run inside :func:`memory_handed_back` (paramviz's long jobs)."""
+
+    @functools.wraps(job)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        with memory_handed_back():
+            return job(*args, **kwargs)
+
+    return wrapped

@@ -274,3 +274,33 @@ def test_the_stored_input_convention_is_the_one_that_measured_better():
             )
         print(f"\n{name}: mean log p(true class) {likelihood}")
         assert likelihood[entry.input_convention.mean] > likelihood[imagenet.mean]
+
+
+@pytest.mark.parametrize(
+    ("side", "kernel", "stride"),
+    [(16, 3, 1), (16, 3, 2), (15, 3, 2), (16, 5, 1), (13, 5, 1), (16, 5, 2), (15, 5, 2)],
+)
+def test_the_depthwise_convolution_is_xlas_grouped_one(side, kernel, stride):
+    """Written as shifts (and its gradients by hand), it computes what XLA's grouped
+    convolution computes: forward, to the input and to the kernel, with SAME padding."""
+    from jax import lax
+
+    from paramviz.backbones import ops
+
+    rng = np.random.default_rng(side + kernel + stride)
+    x = jnp.asarray(rng.standard_normal((2, side, side + 1, 6)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((kernel, kernel, 1, 6)), jnp.float32)
+    pads = ops.conv_pads(x.shape[1:3], kernel, stride, "same")
+
+    def grouped(x, w):
+        return lax.conv_general_dilated(
+            x, w, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=6,
+        )  # fmt: skip
+
+    ours, our_vjp = jax.vjp(lambda x, w: ops.depthwise_conv2d(x, w, stride, "same"), x, w)
+    theirs, their_vjp = jax.vjp(grouped, x, w)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    g = jnp.asarray(rng.standard_normal(ours.shape), jnp.float32)
+    for mine, reference in zip(our_vjp(g), their_vjp(g), strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-4)

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -53,9 +52,6 @@ CELL_KEYS = {
     "seconds",
     "seed",
 }
-QUICK_BUDGET_S = 600
-"""Twice the target (the six quick experiments in under 5 minutes on 2 idle cores): a guard
-against regressions that still passes on a machine busy with other work."""
 
 
 @dataclasses.dataclass
@@ -63,19 +59,17 @@ class QuickRun:
     run_dir: Path
     first: subprocess.CompletedProcess
     second: subprocess.CompletedProcess
-    first_seconds: float
     mtimes: dict[str, int]
 
 
-def run_cli(run_dir: Path, home: Path) -> tuple[subprocess.CompletedProcess, float]:
+def run_cli(run_dir: Path, home: Path) -> subprocess.CompletedProcess:
     """``paramviz experiment run all --quick`` in a fresh process (its compile cache is global)."""
     argv = [sys.executable, "-m", "paramviz.cli", "experiment", "run", "all", "--quick"]
     argv += ["-o", str(run_dir), "--no-progress"]
     env = {**os.environ, "PARAMVIZ_HOME": str(home)}
-    clock = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-4000:]
-    return done, time.perf_counter() - clock
+    return done
 
 
 def file_mtimes(folder: Path) -> dict[str, int]:
@@ -86,10 +80,10 @@ def file_mtimes(folder: Path) -> dict[str, int]:
 def quick(tmp_path_factory) -> QuickRun:
     home = tmp_path_factory.mktemp("paramviz_home")
     run_dir = tmp_path_factory.mktemp("runs") / "quick"
-    first, seconds = run_cli(run_dir, home)
+    first = run_cli(run_dir, home)
     mtimes = file_mtimes(run_dir)
-    second, _ = run_cli(run_dir, home)
-    return QuickRun(run_dir, first, second, seconds, mtimes)
+    second = run_cli(run_dir, home)
+    return QuickRun(run_dir, first, second, mtimes)
 
 
 def metrics_of(quick: QuickRun, name: str) -> dict:
@@ -119,8 +113,7 @@ def expected_cells(name: str, settings: dict) -> int:
 # ---------------------------------------------------------------------------- the quick suite
 
 
-def test_quick_suite_runs_in_budget_and_writes_run_json(quick):
-    assert quick.first_seconds < QUICK_BUDGET_S, f"quick suite took {quick.first_seconds:.0f} s"
+def test_quick_suite_writes_run_json(quick):
     run = json.loads((quick.run_dir / "run.json").read_text())
     assert run["experiments"] == list(EXPERIMENTS)
     assert run["weights_set"] == "small" and run["quick"] is True

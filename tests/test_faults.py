@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -264,22 +265,56 @@ def test_a_read_only_folder_is_refused_before_any_work(mount_tmpfs, files, tmp_p
     assert errors[0].endswith("Read-only file system")
 
 
-def test_a_folder_without_write_permission_is_refused(tmp_path, files, capsys):
-    """The probe really creates a file, so it holds for root too (where chmod does not bind)."""
+NOBODY = 65534  # the unprivileged user a root test run drops to
+
+
+def run_as(user: int | None, argv: list[str]) -> tuple[int, str]:
+    """``paramviz ARGV`` in a forked child that first drops to ``user`` (None: stays), so that
+    root, who may write anywhere, meets the permissions a user meets; ``(status, stderr)``.
+    The child needs no new interpreter (which may live where ``user`` cannot read)."""
     from paramviz.cli import main
 
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("this user (root) may write into a folder without write permission")
-        argv = ["texture", "--style", files["picture"], "--weights", "missing.safetensors"]
-        assert main([*map(str, argv), "-o", str(folder / "t.png")]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err == f"paramviz: error: cannot write in {folder}: Permission denied"
-    finally:
-        folder.chmod(0o755)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read)
+            sys.stderr = os.fdopen(write, "w")
+            if user is not None:
+                os.setgroups([])
+                os.setgid(user)
+                os.setuid(user)
+            status = main(argv)
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as stream:
+        err = stream.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the child runs no JAX code
+def test_a_folder_without_write_permission_is_refused(files, monkeypatch):
+    """The probe really creates a file, so it holds for any user; under root (CI) the command
+    runs as ``nobody``, in a folder under /tmp that ``nobody`` can reach."""
+    user = NOBODY if os.geteuid() == 0 else None
+    with tempfile.TemporaryDirectory() as shared:
+        shared = Path(shared)
+        shared.chmod(0o777)
+        picture = Path(shutil.copy(files["picture"], shared / "style.png"))
+        picture.chmod(0o644)
+        folder = shared / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        monkeypatch.setenv("PARAMVIZ_HOME", str(shared / "home"))  # one the user may write
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        argv = ["texture", "--style", str(picture), "--weights", "missing.safetensors"]
+        status, err = run_as(user, [*argv, "-o", str(folder / "t.png")])
+        assert status == 2, err
+        assert err.strip() == f"paramviz: error: cannot write in {folder}: Permission denied"
+        assert not any(folder.iterdir())
 
 
 # ------------------------------------------------------------------------ downloads

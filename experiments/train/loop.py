@@ -257,6 +257,7 @@ def train(config: TrainConfig, out: str | os.PathLike, **options: Any) -> TrainR
     return fit(backbone, train_set, test_set, config, out, **options)
 
 
+@xla.hands_memory_back
 def fit(
     backbone: Backbone,
     train_set: Dataset,

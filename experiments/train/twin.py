@@ -28,6 +28,7 @@ file like any converted network, named by the user and kept in ``$PARAMVIZ_HOME/
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -272,6 +273,7 @@ def finished_twin(path: Path, config: TwinConfig) -> TwinReport | None:
     return TwinReport(path, config, steps, float(info["training_seconds"]))
 
 
+@xla.hands_memory_back
 def train_twin(
     teacher: Backbone,
     config: TwinConfig,
@@ -343,20 +345,19 @@ def train_twin(
 
 @dataclass(frozen=True)
 class TwinEvaluation:
-    """A twin against its original on held-out crops.
+    """A twin against its original on held-out crops, each figure as ``[twin on clean crops,
+    twin under PGD, original under PGD]`` (the attack, ``threat``, aimed at the network scored).
 
-    For logits: top-1 agreement of the twin with the original on clean crops, and under PGD
-    (``threat``) each network's agreement with the original's clean top-1 when the attack
-    targets that network. For features: the relative feature error ``‖S − T‖² / ‖T‖²``, clean
-    and under PGD. ``robustness``: R(f) per layer, ``{layer: [original, twin]}``.
+    ``agreement`` (networks with logits): the share of crops whose top-1 class is the original's
+    on the clean crop. ``feature_error`` (twins of features): the mean relative error
+    ``‖S − T‖² / ‖T‖²`` of the distilled layers against the original's on the clean crop.
+    ``robustness``: R(f) per layer, ``{layer: [original, twin]}``.
     """
 
-    target: str
-    clean: float
-    robust_twin: float
-    robust_original: float
-    threat: str
     crops: int
+    threat: str
+    agreement: list[float] | None
+    feature_error: list[float] | None
     robustness: dict[str, list[float]]
     robustness_attack: str
 
@@ -385,9 +386,10 @@ def evaluate_twin(
     robustness_steps: int = EVAL_ATTACK_STEPS,
     batch_size: int = 32,
 ) -> TwinEvaluation:
-    """Agreement (or feature error) on held-out crops, clean and under PGD-20 at the training
-    ε, and R(f) of ``robustness_layers`` on ``robustness_pictures`` (at their own size, in an
-    L2 ball of ``robustness_eps``) for both networks."""
+    """Agreement (with logits) and feature error (a twin of features) on held-out crops, clean
+    and under PGD-20 at the training ε, and R(f) of ``robustness_layers`` on
+    ``robustness_pictures`` (at their own size, in an L2 ball of ``robustness_eps``) for both
+    networks."""
     from experiments.robustness import attack_layer, robustness_ratio
 
     target, layers = resolved_target(original, config)
@@ -395,38 +397,44 @@ def evaluate_twin(
     threat = Threat("l2", config.eps, EVAL_ATTACK_STEPS)
     key = rng.key(config.seed + 1000)
 
-    @xla.jit
-    def scores(attacked: Backbone, images, key):
-        reference = original(images, layers)
+    @functools.partial(xla.jit, static_argnames="measure")
+    def scores(attacked: Backbone, images, key, *, measure: str) -> jax.Array:
+        """``[clean, attacked]`` summed over the batch: agreements, or feature errors."""
+        if measure == "agreement":
+            labels = jnp.argmax(original(images, ("logits",))["logits"], axis=-1)
 
-        def distance(x):
-            return output_distance(target, attacked(x, layers), reference)
+            def logits(x):
+                return attacked(x, ("logits",))["logits"]
 
-        def agreement_loss(x):
-            logits = attacked(x, layers)["logits"]
-            labels = jnp.argmax(reference["logits"], axis=-1)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            def loss(x):
+                return optax.softmax_cross_entropy_with_integer_labels(logits(x), labels)
 
-        loss = agreement_loss if target == "logits" else distance
-        adversarial = threat.attack(loss, images, key)
-        if target == "logits":
-            labels = jnp.argmax(reference["logits"], axis=-1)
+            def score(x):
+                return jnp.sum(jnp.argmax(logits(x), axis=-1) == labels).astype(jnp.float32)
+        else:
+            reference = original(images, layers)
 
-            def agree(x):
-                return jnp.sum(jnp.argmax(attacked(x, layers)["logits"], axis=-1) == labels)
+            def loss(x):
+                return output_distance("features", attacked(x, layers), reference)
 
-            return jnp.stack([agree(images), agree(adversarial)]).astype(jnp.float32)
-        return jnp.stack([jnp.sum(distance(images)), jnp.sum(distance(adversarial))])
+            def score(x):
+                return jnp.sum(loss(x))
 
-    def over_batches(attacked: Backbone) -> np.ndarray:
+        return jnp.stack([score(images), score(threat.attack(loss, images, key))])
+
+    def averaged(attacked: Backbone, measure: str) -> np.ndarray:
         total = np.zeros(2)
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            total += np.asarray(scores(attacked, batch, jax.random.fold_in(key, start)))
+            fold = jax.random.fold_in(key, start)
+            total += np.asarray(scores(attacked, batch, fold, measure=measure))
         return total / len(images)
 
-    twin_clean, twin_robust = over_batches(twin)
-    _, original_robust = over_batches(original)
+    def measured(measure: str) -> list[float]:
+        twin_clean, twin_attacked = averaged(twin, measure)
+        return [float(twin_clean), float(twin_attacked), float(averaged(original, measure)[1])]
+
+    has_logits = "logits" in original.layer_names
     pictures = jnp.asarray(robustness_pictures)
     step_size = 2.5 * robustness_eps / robustness_steps
     robustness = {
@@ -447,12 +455,10 @@ def evaluate_twin(
         for layer in robustness_layers
     }
     return TwinEvaluation(
-        target=target,
-        clean=float(twin_clean),
-        robust_twin=float(twin_robust),
-        robust_original=float(original_robust),
-        threat=threat.describe(),
         crops=len(images),
+        threat=threat.describe(),
+        agreement=measured("agreement") if has_logits else None,
+        feature_error=measured("features") if target == "features" else None,
         robustness=robustness,
         robustness_attack=Threat("l2", robustness_eps, robustness_steps).describe()
         + f" at {pictures.shape[1]} px",

@@ -57,6 +57,15 @@ def load_plugins() -> None:
             ) from None
 
 
+def run(args: argparse.Namespace) -> int:
+    """The command's handler; its long compiles hand their free memory back (jax is imported
+    here, once the arguments have parsed, so ``--help`` stays instant)."""
+    from paramviz.xla import memory_handed_back
+
+    with memory_handed_back():
+        return args.run(args) or 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input prints a message and returns 2, never a traceback."""
     try:
@@ -67,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         if getattr(args, "no_compile_cache", False):
-            return args.run(args) or 0
+            return run(args)
         with compile_cache.one_line_warnings(compile_cache.use_compile_cache()):
-            return args.run(args) or 0
+            return run(args)
     except UserError as err:
         print(f"paramviz: error: {err}", file=sys.stderr)
         return 2
