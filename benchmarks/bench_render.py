@@ -297,8 +297,7 @@ def jax_style(case: Case) -> Calls:
 
 def check_torch_mirror(size: int) -> None:
     """The torch side copies paramviz's prior constants (without importing jax): keep them equal."""
-    import transforms
-    from paramviz import param
+    from paramviz import param, transforms
 
     np.testing.assert_allclose(fourier_scale(size, size), param.spectrum_scale(size, size))
     np.testing.assert_allclose(COLOR_CORRELATION, param.COLOR_CORRELATION_NORMALIZED)

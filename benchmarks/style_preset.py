@@ -5,17 +5,16 @@
 For each candidate list of style layers, a texture is synthesised from noise (``paramviz
 texture``'s defaults otherwise) for each style picture, and judged by a judge without learned
 weights: the Portilla-Simoncelli texture-statistics distance to the style picture
-(:mod:`experiments.texture_statistics`, plenoptic), and the colour checkerboard energy at the
-layers' strides (:func:`experiments.metrics.colour_checkerboard_energy`). Lower is better.
+(:mod:`paramviz.experiments.texture_statistics`, plenoptic), and the colour checkerboard energy at
+the layers' strides (:func:`paramviz.experiments.metrics.colour_checkerboard_energy`). Lower is
+better.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -37,40 +36,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
 
-    from experiments import metrics, texture_statistics
-    from experiments.pictures import load_picture
     from paramviz import tasks
-    from paramviz.io import read_image
-    from weights.resolve import resolve_backbone
+    from paramviz.experiments import metrics, texture_statistics
+    from paramviz.experiments.pictures import load_picture
+    from paramviz.weights.resolve import resolve_backbone
 
     backbone = resolve_backbone(args.weights)
     print(f"{args.weights}, textures from noise at {args.size} px, {args.steps} steps")
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'preset':<24} {'P-S distance':>12} {'checkerboard':>12}  per style (P-S)")
-    with tempfile.TemporaryDirectory() as folder:
-        for name, layers in CANDIDATES[args.weights].items():
-            start, distances, boards = time.perf_counter(), [], []
-            for style_name in STYLES:
-                style = load_picture(style_name, args.size)
-                output = Path(folder) / f"{style_name}.png"
-                tasks.style_transfer(
-                    backbone,
-                    style,
-                    None,
-                    output,
-                    tasks.RenderSettings(steps=args.steps, progress=False),
-                    tasks.StyleSettings(style_layers=layers, init="noise"),
-                )
-                texture = read_image(output)
-                distances.append(float(texture_statistics.style_distance(texture, style)))
-                periods = metrics.stride_periods(backbone, layers, args.size)
-                boards.append(float(metrics.colour_checkerboard_energy(texture, periods)))
-            print(
-                f"{name:<24} {np.mean(distances):>12.3f} {np.mean(boards):>12.3f}  "
-                + " ".join(f"{d:.3f}" for d in distances)
-                + f"  ({time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
+    for name, layers in CANDIDATES[args.weights].items():
+        start, distances, boards = time.perf_counter(), [], []
+        for style_name in STYLES:
+            style = load_picture(style_name, args.size)
+            texture = tasks.style_transfer(
+                backbone,
+                style,
+                None,
+                tasks.RenderSettings(steps=args.steps, progress=False),
+                tasks.StyleSettings(style_layers=layers, init="noise"),
+            ).picture
+            distances.append(float(texture_statistics.style_distance(texture, style)))
+            periods = metrics.stride_periods(backbone, layers, args.size)
+            boards.append(float(metrics.colour_checkerboard_energy(texture, periods)))
+        print(
+            f"{name:<24} {np.mean(distances):>12.3f} {np.mean(boards):>12.3f}  "
+            + " ".join(f"{d:.3f}" for d in distances)
+            + f"  ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

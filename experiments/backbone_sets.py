@@ -3,19 +3,21 @@
 * ``imagenet``: the registry's VGG-19, AlexNet, ResNet-50 and robust ResNet-50 (L2 ε = 3), the
   networks of Nakano (2019) and Engstrom et al. (2019). They must have been fetched (``paramviz
   weights fetch NAME``); a missing one is a :class:`UserError` that lists the commands.
-* ``small``: the matched standard/robust pairs of :data:`experiments.train.DEFAULT_PAIRS` trained on
-  textures (ResNet-18 and VGG-16 at narrow width; trained on first use, then read from the cache)
-  plus the real normalised VGG-19 trunk (to ``relu3_1``) when its file lies beside the checkout.
-* ``testbed``: the wider pair of :data:`experiments.train.TESTBED_PAIRS` (ResNet-18 at width 1/4,
-  trained on textures and photographs at the 128 px rendering scale; trained on first use) plus
-  the real VGG-19 trunk: the set the ``headline`` protocol is meant for.
+* ``small``: the matched standard/robust pairs of :data:`paramviz.experiments.train.DEFAULT_PAIRS`
+  trained on textures (ResNet-18 and VGG-16 at narrow width; trained on first use, then read from
+  the cache) plus the real normalised VGG-19 trunk (to ``relu3_1``) when its file lies beside the
+  checkout.
+* ``testbed``: the wider pair of :data:`paramviz.experiments.train.TESTBED_PAIRS` (ResNet-18 at
+  width 1/4, trained on textures and photographs at the 128 px rendering scale; trained on first
+  use) plus the real VGG-19 trunk: the set the ``headline`` protocol is meant for.
 * ``quick`` (any set's smoke version for tests): seeded random-initialised stand-ins with the
   same names and architectures, so nothing is trained; every record says ``stand_in: true``.
 
-The set's *judge* is the network judge :mod:`experiments.judges` calls the trunk: the real VGG-19
+The set's *judge* is the network judge :mod:`paramviz.experiments.judges` calls the trunk: the real
+VGG-19
 trunk where available, else the registry VGG-19 (``imagenet``) or a seeded random VGG-19 trunk:
 random filters' Gram matrices still describe texture (Ustyuzhaninov et al. 2017). No judge scores
-pictures of its own network (:mod:`experiments.judges`).
+pictures of its own network (:mod:`paramviz.experiments.judges`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.records import NetworkRecord
 from paramviz import backbones, rng
 from paramviz.errors import UserError
+from paramviz.experiments.records import NetworkRecord
 from paramviz.io import file_sha256
-from weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
+from paramviz.weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
 
 WEIGHTS_SETS = ("imagenet", "small", "testbed")
 
@@ -132,7 +134,7 @@ def imagenet_set(quick: bool = False) -> BackboneSet:
 
     ``quick`` uses the same real weights (only the experiments' sizes and steps shrink).
     """
-    from weights import registry
+    from paramviz.weights import registry
 
     paths = {name: registry.converted_path(name) for name, _, _ in IMAGENET_MEMBERS}
     if missing := [name for name, path in paths.items() if not path.is_file()]:
@@ -175,7 +177,7 @@ def pair_names(pairs: tuple[str, ...]) -> list[str]:
 
 def small_set(quick: bool = False, progress: bool | None = None) -> BackboneSet:
     """Trained texture pairs (or quick stand-ins) plus the real VGG-19 trunk when present."""
-    from experiments.train import DEFAULT_PAIRS
+    from paramviz.experiments.train import DEFAULT_PAIRS
 
     pairs = QUICK_PAIRS if quick else SMALL_PAIRS
     robust = DEFAULT_PAIRS[f"{pairs[0]}-robust"]
@@ -186,7 +188,7 @@ def testbed_set(quick: bool = False, progress: bool | None = None) -> BackboneSe
     """The test bed's wider pair trained on textures and photographs, plus the real
     VGG-19 trunk. R(f) is measured at the rendering size, in the ball the robust twins were
     trained in scaled to it (L2 radius grows with the square root of the pixel count)."""
-    from experiments.train import TESTBED_PAIRS as CONFIGS
+    from paramviz.experiments.train import TESTBED_PAIRS as CONFIGS
 
     robust = CONFIGS[f"{TESTBED_PAIRS[0]}-robust"]
     eps = robust.eps * TESTBED_SIZE / robust.image_size
@@ -238,7 +240,7 @@ def _paired_set(
 
 def trained_members(names: list[str], progress: bool | None = None) -> list[Member]:
     """The trained pairs, trained now on first use (``train_pairs`` reuses finished files)."""
-    from experiments.train import PAIRS, train_pairs
+    from paramviz.experiments.train import PAIRS, train_pairs
 
     reports = train_pairs(names, progress=progress)
     return [
@@ -258,7 +260,7 @@ def stand_ins(names: list[str]) -> list[Member]:
 
     The robust twin gets another seed, so the two are different networks of the same shape.
     """
-    from experiments.train import PAIRS
+    from paramviz.experiments.train import PAIRS
 
     members = []
     for name in names:
@@ -327,7 +329,7 @@ def pooling_option(arch: str, pooling: str | None) -> str | None:
 
 def load_member(member: Member, pooling: str | None = None):
     """The member as a :class:`~paramviz.backbones.Backbone` (``pooling`` only where offered)."""
-    from weights.resolve import resolve_backbone
+    from paramviz.weights.resolve import resolve_backbone
 
     pooling = pooling_option(member.arch, pooling)
     if member.path is not None:

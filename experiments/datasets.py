@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.data.formats import Pattern, read_idx, read_pat
 from paramviz.errors import UserError
+from paramviz.experiments.data.formats import Pattern, read_idx, read_pat
 
 __all__ = [
     "Dataset",

@@ -1,7 +1,7 @@
 """Why the Fourier path made a 2-px checkerboard on the VGG-19 trunk: the same
 style transfer and texture by variants that each remove one candidate cause, measured by
-:func:`experiments.metrics.colour_checkerboard_energy` at period 2 (whitened power near the 2-px
-frequencies over the 0.1-0.35 cycles/px band, worst opponent channel; ~1 for noise, below 1 for
+:func:`paramviz.experiments.metrics.colour_checkerboard_energy` at period 2 (whitened power near the
+2-px frequencies over the 0.1-0.35 cycles/px band, worst opponent channel; ~1 for noise, below 1 for
 photographs). Results: ``experiments/README.md``. Run::
 
     python -c "from experiments.fourier_checkerboard import main; main()"
@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from experiments import metrics
-from experiments.pictures import load_picture
 from paramviz import param, render, rng, tasks
+from paramviz.experiments import metrics
+from paramviz.experiments.pictures import load_picture
 from paramviz.objectives import with_reference
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1"]
@@ -129,8 +129,8 @@ def run(variant: Variant, task: str, size: int, steps: int, trunk) -> dict[str, 
 
 def main(size: int = 96, steps: int = 150) -> list[dict[str, Any]]:
     """Every variant on both tasks; prints a Markdown table and returns the rows."""
-    from weights.local import real_vgg_trunk
-    from weights.resolve import resolve_backbone
+    from paramviz.weights.local import real_vgg_trunk
+    from paramviz.weights.resolve import resolve_backbone
 
     trunk = resolve_backbone(str(real_vgg_trunk()), pooling="avg")
     rows = [run(v, task, size, steps, trunk) for v in VARIANTS for task in ("style", "texture")]

@@ -3,12 +3,12 @@
 Every picture of a style experiment gets:
 
 * ``style_distance``: Portilla & Simoncelli's texture statistics
-  (:mod:`experiments.texture_statistics`), a judge without learned weights and so the same
+  (:mod:`paramviz.experiments.texture_statistics`), a judge without learned weights and so the same
   independent judge for every row. Without plenoptic it falls back to a seeded random-initialised
   VGG-19 trunk, a network no row optimised (settings.json says which).
-* ``content_distance``: :func:`experiments.metrics.layout_distance`, the large-scale layout of the
-  content (network-free; the trunk's feature distance also grows with the transferred texture,
-  so it ran from 0.56 to 1.46 over pictures that were all recognisable).
+* ``content_distance``: :func:`paramviz.experiments.metrics.layout_distance`, the large-scale layout
+  of the content (network-free; the trunk's feature distance also grows with the transferred
+  texture, so it ran from 0.56 to 1.46 over pictures that were all recognisable).
 * network judges (:func:`network_judges`), each at its first three style layers: the VGG-19
   trunk (``style_trunk``, ``content_trunk``), and the standard network of each architecture
   family in the set (``style_resnet``, ``style_vgg``, ...). A judge is left out of a row when it
@@ -21,8 +21,8 @@ Every picture of a style experiment gets:
   ``checkerboard_local`` (the worst 32 px tile) and ``high_frequency_colour``, beside the
   luminance-only ``checkerboard``, ``high_frequency_ratio`` and ``spectrum_slope``.
 
-Calibration (:mod:`experiments.calibration`): the same numbers for the content picture, content +
-noise, the style picture and a planted colour checkerboard, judged by every judge.
+Calibration (:mod:`paramviz.experiments.calibration`): the same numbers for the content picture,
+content + noise, the style picture and a planted colour checkerboard, judged by every judge.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from experiments import calibration, metrics, texture_statistics
-from experiments.backbone_sets import BackboneSet, Member, load_member, random_vgg_judge
-from experiments.runner import RunContext
 from paramviz import rng
+from paramviz.experiments import calibration, metrics, texture_statistics
+from paramviz.experiments.backbone_sets import BackboneSet, Member, load_member, random_vgg_judge
+from paramviz.experiments.registry import RunContext
 
 JUDGE_LAYER_COUNT = 3
 SEEN_DRAWS = 4
@@ -202,7 +202,8 @@ def calibration_metrics(
 
 
 def metric_order(metric: str) -> calibration.Order | None:
-    """The calibration order a metric must give (:mod:`experiments.calibration`), if any."""
+    """The calibration order a metric must give (:mod:`paramviz.experiments.calibration`), if
+    any."""
     if metric.startswith("style_") and not metric.endswith("_seen"):
         return calibration.STYLE
     if metric.startswith("content_"):

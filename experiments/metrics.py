@@ -45,7 +45,7 @@ from paramviz.objectives import (
     style_targets,
 )
 from paramviz.render import network_features, required_layers
-from transforms import Transform, compose, random_rotate, random_scale
+from paramviz.transforms import Transform, compose, random_rotate, random_scale
 
 JUDGE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
 """Default judge layers: early style layers of the (normalised) VGG-19 trunk."""
@@ -599,7 +599,8 @@ def _layer_distance(
 def random_shift(max_shift: float, *, mode: str = "mirror") -> Transform:
     """Translate the content by ``(dy, dx) ~ U(-max_shift, max_shift)^2`` px, bilinearly.
 
-    Sub-pixel shifts (unlike :func:`transforms.jitter`'s integer crops) keep the canvas size;
+    Sub-pixel shifts (unlike :func:`paramviz.transforms.jitter`'s integer crops) keep the canvas
+    size;
     borders are filled by ``jax.scipy.ndimage.map_coordinates``'s ``mode`` (``"mirror"``:
     reflected about the edge pixels, like ``jnp.pad(mode="reflect")``). One draw per batch.
     """

@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.registry import Settings
 from paramviz import tasks
+from paramviz.experiments.registry import Settings
 
 
 @dataclasses.dataclass(frozen=True)

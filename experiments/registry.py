@@ -1,7 +1,7 @@
 """Experiments register themselves; the runner orders them from what each declares it reads.
 
-An experiment is one module in :mod:`experiments.catalog` that calls :func:`register` with an
-:class:`Experiment`. ``reads`` names the experiments whose results it may reuse (single-layer
+An experiment is one module in :mod:`paramviz.experiments.catalog` that calls :func:`register` with
+an :class:`Experiment`. ``reads`` names the experiments whose results it may reuse (single-layer
 style reuses layer-robustness's R(f)); :func:`experiments` puts those first, and otherwise keeps
 the declared ``order`` (how ``all`` runs them and the report shows them).
 """
@@ -11,18 +11,88 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from paramviz.errors import UserError
 
 if TYPE_CHECKING:
-    from experiments.runner import RunContext
+    from paramviz.backbones import Backbone
+    from paramviz.experiments.backbone_sets import BackboneSet
 
 ALL = "all"
 Settings = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Run-wide choices beyond the weights set. ``None`` robustness values take the set's
+    defaults (see :mod:`paramviz.experiments.robustness`)."""
+
+    seed: int = 0
+    robustness_eps: float | None = None
+    robustness_steps: int | None = None
+    robustness_step_size: float | None = None
+    progress: bool | None = None
+    shard: Shard | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Slice ``index`` (1-based) of ``count``: every ``count``-th cell of each experiment's plan,
+    starting at the ``index``-th. Slices are disjoint and together cover the plan, so machines
+    can share one run folder; finished cells of other slices are reused, missing ones skipped."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise UserError(f"shard {self.index}/{self.count}: need 1 <= K <= N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"``."""
+        index, sep, count = text.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise UserError(f"--shard wants K/N (e.g. 2/8), got {text!r}")
+        return cls(int(index), int(count))
+
+    def owns(self, position: int) -> bool:
+        return position % self.count == self.index - 1
+
+
+class RunContext(Protocol):
+    """What every cell receives: the run folder, the backbone set (its networks loaded lazily),
+    the judge, the run's options and the input pictures (written once to ``inputs/``)."""
+
+    run_dir: Path
+    backbone_set: BackboneSet
+    options: RunOptions
+
+    @property
+    def quick(self) -> bool: ...
+
+    def backbone(self, name: str, pooling: str | None = None) -> Backbone:
+        """The set member ``name`` (``pooling="avg"`` swaps a VGG's max pools, Gatys et al.)."""
+        ...
+
+    def judge(self) -> Backbone:
+        """The network that scores style and content distances."""
+        ...
+
+    def calibration(
+        self, group: Hashable, compute: Callable[[], dict[str, dict[str, float]]]
+    ) -> dict[str, dict[str, float]]:
+        """The calibration metrics of ``group``, computed once per run."""
+        ...
+
+    def picture(self, name: str, size: int) -> np.ndarray:
+        """Input picture ``name`` at ``size`` px, exactly as saved in ``inputs/`` (8-bit)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +163,8 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def _discover() -> None:
-    """Import every module of :mod:`experiments.catalog` (each registers its experiments)."""
+    """Import every module of :mod:`paramviz.experiments.catalog` (each registers its
+    experiments)."""
     catalog = importlib.import_module(f"{__package__}.catalog")  # found at run time, by name
     for module in pkgutil.iter_modules(catalog.__path__):
         importlib.import_module(f"{catalog.__name__}.{module.name}")

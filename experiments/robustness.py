@@ -9,9 +9,10 @@ neither the ball nor its radius, so the choices here are documented defaults and
 * **Ball**: L2 in [0, 1] pixel space, radius ``eps`` = the robust member's training radius at the
   images' size (``imagenet``: 3.0 at 224 px, the robust ResNet-50's ball; ``small``: 0.5 at 32 px,
   the texture pairs' ball): the perturbations the robust nets were trained to resist.
-* **Inner max**: :func:`experiments.attacks.pgd` maximising ``||f(x') - f(x)||^2`` from a random
-  start on the sphere (the gradient of the norm is undefined at ``x' = x``), ``steps`` steps of
-  ``step_size`` (default Madry et al.'s ``2.5 eps / steps``). PGD finds a lower bound of the max.
+* **Inner max**: :func:`paramviz.experiments.attacks.pgd` maximising ``||f(x') - f(x)||^2`` from a
+  random start on the sphere (the gradient of the norm is undefined at ``x' = x``), ``steps``
+  steps of ``step_size`` (default Madry et al.'s ``2.5 eps / steps``). PGD finds a lower bound
+  of the max.
 * **Images**: scikit-image photos and textures, centre square, resized to the set's input size;
   the denominator averages over all pairs of them.
 * **Layers**: each backbone's style layers (ResNet stages, VGG ``relu*_1``, AlexNet ``relu1-4``),
@@ -22,19 +23,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.attacks import Threat, pgd
-from experiments.pictures import load_picture
-from paramviz import rng, xla
-
-if TYPE_CHECKING:  # the measure itself serves training too (robust twins), below the runner
-    from experiments.registry import Settings
-    from experiments.runner import RunContext
+from paramviz import xla
+from paramviz.experiments.attacks import pgd
+from paramviz.experiments.pictures import load_picture
 
 PICTURES: tuple[str, ...] = (
     "astronaut",
@@ -120,42 +117,7 @@ def robustness_ratio(attack: Attack) -> float:
     return float(np.mean(np.asarray(attack.moved))) / mean_pairwise_distance(attack.features)
 
 
-def attack_settings(context: RunContext) -> Settings:
-    """The R(f) attack and pictures: set defaults, overridden by the run options (flags)."""
-    options, backbone_set = context.options, context.backbone_set
-    steps = options.robustness_steps or (QUICK_STEPS if context.quick else STEPS)
-    eps = options.robustness_eps if options.robustness_eps is not None else backbone_set.robust_eps
-    threat = Threat("l2", eps, steps, options.robustness_step_size)
-    names = PICTURES[:QUICK_PICTURES] if context.quick else PICTURES
-    return {
-        "pictures": list(names),
-        "size": backbone_set.robustness_size,
-        "norm": "l2",
-        "eps": eps,
-        "steps": steps,
-        "step_size": threat.step_length,
-        "attack": threat.describe(),
-        "seed": options.seed,
-    }
-
-
 @functools.lru_cache(maxsize=4)
 def robustness_pictures(names: tuple[str, ...], size: int) -> np.ndarray:
     """The R(f) pictures as one ``(N, size, size, 3)`` batch (read once per run)."""
     return np.stack([load_picture(name, size) for name in names])
-
-
-def measure(context: RunContext, backbone_name: str, layer: str, attack: Settings) -> Attack:
-    """The PGD attack on ``layer`` of ``backbone_name`` over the settings' pictures."""
-    backbone = context.backbone(backbone_name)
-    size = attack["size"]
-    backbone.check_layers([layer], (size, size))
-    return attack_layer(
-        backbone,
-        jnp.asarray(robustness_pictures(tuple(attack["pictures"]), size)),
-        rng.key(attack["seed"]),
-        attack["eps"],
-        attack["step_size"],
-        layer=layer,
-        steps=attack["steps"],
-    )

@@ -1,9 +1,9 @@
 """Running experiments into a run folder: one cell at a time, resumable, with exact records.
 
-An experiment (:mod:`experiments.registry`) is a list of *cells* (one picture each: a style
+An experiment (:mod:`paramviz.experiments.registry`) is a list of *cells* (one picture each: a style
 transfer, a contact sheet, an attack sheet). The runner writes, per experiment, the settings it
 ran with, each finished cell (PNG, then its record, atomically and last), and a ``metrics.json``
-that gathers the records; :mod:`experiments.records` states the layout. A cell whose record
+that gathers the records; :mod:`paramviz.experiments.records` states the layout. A cell whose record
 exists is finished: running again skips it, so an interrupted run resumes where it stopped.
 Changing the settings of an existing experiment folder is refused (its finished cells would
 silently mix two settings).
@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from experiments import backbone_sets
-from experiments.backbone_sets import BackboneSet
-from experiments.pictures import load_picture
-from experiments.records import (
+from paramviz import progress
+from paramviz.errors import UserError
+from paramviz.experiments import backbone_sets
+from paramviz.experiments.backbone_sets import BackboneSet
+from paramviz.experiments.pictures import load_picture
+from paramviz.experiments.records import (
     CELLS_DIR,
     INPUTS_DIR,
     METRICS_FILE,
@@ -36,55 +38,24 @@ from experiments.records import (
     ExperimentRecord,
     RunRecord,
 )
-from experiments.registry import Cell, Experiment, Settings, experiments, select
-from paramviz import progress
-from paramviz.errors import UserError
+from paramviz.experiments.registry import (
+    Cell,
+    Experiment,
+    RunContext,
+    RunOptions,
+    Settings,
+    experiments,
+    select,
+)
 from paramviz.io import read_image, read_json, save_png, to_json_data, write_json
+from paramviz.version import __version__
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """Run-wide choices beyond the weights set. ``None`` robustness values take the set's
-    defaults (see :mod:`experiments.robustness`)."""
-
-    seed: int = 0
-    robustness_eps: float | None = None
-    robustness_steps: int | None = None
-    robustness_step_size: float | None = None
-    progress: bool | None = None
-    shard: Shard | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """Slice ``index`` (1-based) of ``count``: every ``count``-th cell of each experiment's plan,
-    starting at the ``index``-th. Slices are disjoint and together cover the plan, so machines
-    can share one run folder; finished cells of other slices are reused, missing ones skipped."""
-
-    index: int
-    count: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.index <= self.count:
-            raise UserError(f"shard {self.index}/{self.count}: need 1 <= K <= N")
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """``"K/N"``."""
-        index, sep, count = text.partition("/")
-        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
-            raise UserError(f"--shard wants K/N (e.g. 2/8), got {text!r}")
-        return cls(int(index), int(count))
-
-    def owns(self, position: int) -> bool:
-        return position % self.count == self.index - 1
-
-
-class RunContext:
-    """What every cell can use: the run folder, the backbone set (loaded lazily, cached), the
-    judge and the input pictures (written once to ``inputs/``)."""
+class CachedRunContext:
+    """The :class:`~paramviz.experiments.registry.RunContext` of a run folder: networks are
+    loaded once, lazily, and calibrations computed once per run."""
 
     def __init__(self, run_dir: Path, backbone_set: BackboneSet, options: RunOptions):
         self.run_dir = Path(run_dir)
@@ -180,7 +151,7 @@ def run_experiments(
     check_run_record(run_dir, weights_set, quick)  # before the backbones are trained or loaded
     backbone_set = backbone_sets.resolve(weights_set, quick, options.progress)
     print(backbone_sets.summary(backbone_set), flush=True)
-    context = RunContext(run_dir, backbone_set, options)
+    context = CachedRunContext(run_dir, backbone_set, options)
     settings = {e.name: to_json_data(e.settings(context), "settings") for e in chosen}
     for name, values in settings.items():  # a refused rerun writes nothing, run.json included
         compare_settings(run_dir / name / SETTINGS_FILE, values)
@@ -201,14 +172,12 @@ def begin_run(run_dir: Path, weights_set: str, quick: bool, names: list[str]) ->
     The experiment list is the union of those run before and now, so one folder can be filled
     by several invocations.
     """
-    import paramviz
-
     path = run_dir / RUN_FILE
     with run_lock(run_dir):  # shards of one run may start together
         previous = check_run_record(run_dir, weights_set, quick)
         earlier = previous.experiments if previous else []
         record = RunRecord(
-            paramviz_version=paramviz.__version__,
+            paramviz_version=__version__,
             weights_set=weights_set,
             quick=quick,
             experiments=[name for name in experiments() if name in {*earlier, *names}],

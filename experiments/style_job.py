@@ -13,7 +13,7 @@ Choices, and why:
   ``paramviz texture`` optimise: each style layer's L1 Gram loss divided by its target's mean
   ``|G|``, each content layer's squared error by its target's mean square, so every layer and
   every network starts on the same footing; a prior may add SWAG's smoothing.
-* **Judges.** :mod:`experiments.judges`: never the network that made the picture.
+* **Judges.** :mod:`paramviz.experiments.judges`: never the network that made the picture.
 * **Layers.** Each architecture's own preset (:func:`paramviz.backbones.style_preset`: Gatys for
   VGG, Nakano for ResNet, Engstrom et al.'s ``conv_1 ... conv_4`` for AlexNet; partial nets keep
   what they have).
@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from experiments import calibration, judges, metrics
-from experiments.pictures import CONTENT_STYLE_PAIRS
-from experiments.priors import LEARNING_RATE, Prior, image_param, prior_of
-from experiments.records import CellRecord
-from experiments.registry import Cell, CellOutput, Settings
-from experiments.runner import RunContext
 from paramviz import objectives, tasks
 from paramviz.backbones import style_preset
+from paramviz.experiments import calibration, judges, metrics
+from paramviz.experiments.pictures import CONTENT_STYLE_PAIRS
+from paramviz.experiments.priors import LEARNING_RATE, Prior, image_param, prior_of
+from paramviz.experiments.records import CellRecord
+from paramviz.experiments.registry import Cell, CellOutput, RunContext, Settings
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -279,8 +278,8 @@ STYLE_COLUMNS = (
 
 def calibration_rows(records: Sequence[CellRecord]) -> list[dict[str, Any]]:
     """Means over the groups of the calibration pictures' metrics, one row per kind
-    (:mod:`experiments.calibration`; :func:`experiments.calibration.check` says whether they rank
-    right)."""
+    (:mod:`paramviz.experiments.calibration`; :func:`paramviz.experiments.calibration.check` says
+    whether they rank right)."""
     found = calibrations(records)
     rows = []
     for kind in calibration.KINDS:

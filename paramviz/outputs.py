@@ -9,8 +9,11 @@ leaves a picture without a sidecar that readers can tell apart (:func:`read_resu
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import datetime
+import io
 import json
 import math
 import os
@@ -20,20 +23,22 @@ from typing import Any
 
 import numpy as np
 
-import paramviz
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.io import (
+    PICTURE_FORMATS,
     atomic_path,
     file_sha256,
     json_text,
     read_json,
+    save_png,
     to_json_data,
     to_uint8,
     write_png,
 )
 from paramviz.objectives import MAIN
 from paramviz.render import RenderResult
+from paramviz.version import __version__
 
 
 def contact_sheet(
@@ -132,7 +137,7 @@ def sidecar(
     if isinstance(backbones, Backbone):
         backbones = {MAIN: backbones}
     return {
-        "paramviz_version": paramviz.__version__,
+        "paramviz_version": __version__,
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": result.seed,
         "settings": to_json_data(dict(settings), "settings"),
@@ -229,3 +234,102 @@ def _write_gif(path: Path, frames: Sequence[np.ndarray], frame_ms: int) -> None:
     stack = np.stack([to_uint8(frame) for frame in frames])
     with open(path, "wb") as handle:  # closed here, even on a full disk
         iio.imwrite(handle, stack, extension=".gif", duration=frame_ms, loop=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """A finished job, in memory: its pictures, what made them and how the loss went.
+
+    Nothing is on disk until :meth:`save`, which writes exactly what the command line writes. In
+    Jupyter a result shows its picture (a labelled sheet for a batch) and its loss curve.
+    """
+
+    render: RenderResult
+    settings: Mapping[str, Any]
+    """What the sidecar records as the settings: every input and choice."""
+    backbones: Mapping[str, Backbone]
+    labels: tuple[str, ...] | None = None
+
+    @property
+    def images(self) -> np.ndarray:
+        """The rendered images ``(N, H, W, 3)`` in [0, 1]."""
+        return self.render.image
+
+    @property
+    def picture(self) -> np.ndarray:
+        """What :meth:`save` writes: the image, or the labelled sheet of a batch."""
+        return picture(self.render.image, self.labels)
+
+    @property
+    def losses(self) -> np.ndarray:
+        """The loss after each step (``-objective``)."""
+        return np.asarray(self.render.losses)
+
+    def save(self, path: str | os.PathLike) -> dict[str, Path]:
+        """Write the picture (PNG, JPEG or WebP by the suffix of ``path``) with its JSON sidecar,
+        and with snapshots their PNGs and a GIF; returns ``{kind: path}``."""
+        path = Path(path)
+        if path.suffix.lower() not in PICTURE_FORMATS:
+            raise UserError(f"--output must end in {', '.join(PICTURE_FORMATS)}: {path}")
+        for step, images in self.render.snapshots.items():
+            save_png(snapshot_path(path, step), picture(images, self.labels))
+        return save_result(
+            self.render,
+            path,
+            self.settings,
+            backbones=self.backbones,
+            labels=self.labels,
+            gif=bool(self.render.snapshots),
+        )
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self.picture)
+
+    def _repr_html_(self) -> str:
+        from jinja2 import Environment
+
+        template = Environment(autoescape=True).from_string(_RESULT_HTML)
+        networks = ", ".join(backbone.arch for backbone in self.backbones.values())
+        return template.render(
+            picture=base64.b64encode(self._repr_png_()).decode("ascii"),
+            curve=loss_curve_points(self.losses),
+            caption=f"{networks}: {self.render.steps_run} steps, final loss "
+            f"{self.render.final_loss:.4g} ({self.render.stopped_reason})",
+        )
+
+
+_RESULT_HTML = """<figure style="display:flex;gap:12px;align-items:flex-start;margin:0">
+<img src="data:image/png;base64,{{ picture }}" alt="the rendered picture">
+{% if curve %}<svg width="240" height="120" viewBox="0 0 240 120" role="img">
+<title>loss per step</title><rect width="240" height="120" fill="white" stroke="#ccc"/>
+<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{{ curve }}"/></svg>{% endif %}
+</figure><figcaption>{{ caption }}</figcaption>"""
+
+
+def loss_curve_points(losses: np.ndarray, width: int = 240, height: int = 120) -> str:
+    """The finite losses as SVG polyline points scaled into ``width`` x ``height`` ('' when
+    there are fewer than two)."""
+    values = np.asarray(losses, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return ""
+    low, high = float(values.min()), float(values.max())
+    span = high - low or 1.0
+    xs = np.linspace(4, width - 4, len(values))
+    ys = height - 4 - (values - low) / span * (height - 8)
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """``image`` ``(H, W, 3)`` in [0, 1] as PNG bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def snapshot_path(output: str | os.PathLike, step: int) -> Path:
+    """Where the snapshot of ``step`` goes (``out_step00020.png`` beside ``out.png``)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_step{step:05d}.png")

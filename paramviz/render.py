@@ -99,11 +99,12 @@ def _identity(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 def resolve_transforms(transforms: Transform | str | None) -> Transform:
-    """``None`` -> identity, a preset name -> ``transforms.preset(name)``, a callable as is."""
+    """``None`` -> identity, a preset name -> ``paramviz.transforms.preset(name)``, a callable as
+    is."""
     if transforms is None:
         return _identity
     if isinstance(transforms, str):
-        import transforms as transforms_lib
+        import paramviz.transforms as transforms_lib
 
         try:
             return transforms_lib.preset(transforms)

@@ -1,8 +1,10 @@
 """The three jobs a user asks for by name: style transfer, texture synthesis, unit visualisation.
 
 Each takes a :class:`~paramviz.backbones.Backbone`, pictures as arrays and typed settings, renders,
-and writes the picture with its JSON sidecar (and snapshots and a GIF with ``save_every``). The
-command line and the demo are thin callers of these functions; so is any script.
+and returns an :class:`~paramviz.outputs.Result` that writes nothing until it is saved (with
+``snapshot_to``, snapshots are also written as they are reached, so a long run loses none).
+:mod:`paramviz.jobs` takes names, paths and keywords on top of these; the command line and the
+demo call those.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import Any
 import jax
 import numpy as np
 
-import transforms as transforms_lib
+import paramviz.transforms as transforms_lib
 from paramviz import budget, objectives, outputs, param, render, rng
 from paramviz.backbones import Backbone, style_preset
 from paramviz.backbones.input_size import check_input_size, fixed_input_size
 from paramviz.errors import UserError
-from paramviz.io import PICTURE_FORMATS, save_png
+from paramviz.io import save_png
 from paramviz.objectives.parse import channel_ranges
 from paramviz.vocabulary import OPTIMIZERS, PARAMETERISATIONS, SEED_LIMIT, STYLE_LOSSES
 
@@ -350,47 +352,46 @@ def style_transfer(
     backbone: Backbone,
     style_image: StylePictures,
     content_image: np.ndarray | None,
-    output: str | Path,
     settings: RenderSettings = RenderSettings(),
     style: StyleSettings = StyleSettings(),
     record: Mapping[str, Any] | None = None,
     *,
     init_image: np.ndarray | None = None,
     texture_hw: tuple[int, int] | None = None,
-) -> dict[str, Path]:
+    snapshot_to: str | Path | None = None,
+) -> outputs.Result:
     """Style transfer onto ``content_image``, or texture synthesis when it is ``None`` (of
     ``texture_hw``, by default the style picture's size).
 
     ``style_image`` may be several pictures (their Gram targets blended by
     ``style.style_blend_weights``); ``init_image`` is the start when ``style.init == "image"``.
-    ``record`` adds entries to the sidecar's settings (e.g. the input paths). Returns the files
-    written, ``{kind: path}``.
+    ``record`` adds entries to the sidecar's settings (e.g. the input paths).
     """
     return multiscale_style_transfer(
         backbone,
         [Stage(style_image, content_image, texture_hw)],
-        output,
         settings,
         style,
         record,
         init_image=init_image,
+        snapshot_to=snapshot_to,
     )
 
 
 def multiscale_style_transfer(
     backbone: Backbone,
     stages: Sequence[Stage],
-    output: str | Path,
     settings: RenderSettings = RenderSettings(),
     style: StyleSettings = StyleSettings(),
     record: Mapping[str, Any] | None = None,
     *,
     init_image: np.ndarray | None = None,
-) -> dict[str, Path]:
+    snapshot_to: str | Path | None = None,
+) -> outputs.Result:
     """A style transfer in stages, small to large, as neural-style users render large pictures:
     ``stages`` holds each stage's pictures at its size; each stage after the first starts from
-    the one before, upsampled. Every stage is checked before the first renders; only the last is
-    written (its sidecar lists every stage's size)."""
+    the one before, upsampled. Every stage is checked before the first renders; the result is the
+    last (its sidecar lists every stage's size)."""
     if not stages:
         raise UserError("a style transfer needs at least one stage")
     if style.original_colors and stages[-1].content is None:
@@ -409,15 +410,15 @@ def multiscale_style_transfer(
         finish = functools.partial(original_colours, content_image=final.content_image)
     stage_sizes = {"stage_sizes": [list(job.hw) for job in jobs]} if len(jobs) > 1 else {}
     settings_record = {**dataclasses.asdict(style), **(record or {}), **final.record, **stage_sizes}
-    return render_and_save(
+    return render_result(
         final.objective,
         _style_param(final, settings, start),
         backbone,
-        output,
         settings,
         settings_record,
         transforms=final.transforms,
         finish=finish,
+        snapshot_to=snapshot_to,
     )
 
 
@@ -431,7 +432,6 @@ def _style_param(job: StyleJob, settings: RenderSettings, start: np.ndarray | No
 def visualize(
     backbone: Backbone,
     specs: Sequence[str],
-    output: str | Path,
     size: int | tuple[int, int],
     settings: RenderSettings = RenderSettings(transforms="standard", steps=512),
     relu_redirect_steps: int = 16,
@@ -439,7 +439,8 @@ def visualize(
     *,
     copies: int = 1,
     init_image: np.ndarray | None = None,
-) -> dict[str, Path]:
+    snapshot_to: str | Path | None = None,
+) -> outputs.Result:
     """Activation maximisation of the units ``specs`` name, one image each, as a labelled sheet,
     of ``size`` pixels square or ``(height, width)``.
 
@@ -473,15 +474,15 @@ def visualize(
     )
     extra = {"objective": list(specs), "units": units, "size": size, **(record or {})}
     extra["relu_redirect_steps"] = relu_redirect_steps
-    return render_and_save(
+    return render_result(
         objective,
         image_param,
         backbone,
-        output,
         settings,
         extra,
         labels=units,
         relu_redirect_steps=relu_redirect_steps,
+        snapshot_to=snapshot_to,
     )
 
 
@@ -535,18 +536,12 @@ def check_render(
     objective.check_indices({objectives.MAIN: needs.shapes})
 
 
-def snapshot_path(output: str | Path, step: int) -> Path:
-    """Where the snapshot of ``step`` goes (``out_step00020.png`` beside ``out.png``)."""
-    output = Path(output)
-    return output.with_name(f"{output.stem}_step{step:05d}.png")
-
-
 def output_files(output: str | Path, settings: RenderSettings) -> list[Path]:
     """Every file a render with ``settings`` writes: the picture first, then its sidecar, its
     GIF and its snapshots (so they can all be checked against the inputs beforehand)."""
     thresholds = settings.thresholds()
     files = outputs.result_paths(output, gif=bool(thresholds))
-    return [*files.values(), *(snapshot_path(output, step) for step in thresholds)]
+    return [*files.values(), *(outputs.snapshot_path(output, step) for step in thresholds)]
 
 
 def run_render(
@@ -575,29 +570,26 @@ def run_render(
     )
 
 
-def render_and_save(
+def render_result(
     objective: objectives.Objective,
     image_param: param.ImageParam,
     backbone: Backbone,
-    output: str | Path,
     settings: RenderSettings,
     record: Mapping[str, Any],
     *,
     labels: Sequence[str] | None = None,
     transforms: render.Transform | str | None = None,
     finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    snapshot_to: str | Path | None = None,
     **render_options: Any,
-) -> dict[str, Path]:
-    """Render with ``settings`` and write PNG + JSON (+ GIF and snapshots with ``save_every``);
-    ``finish`` maps every picture written (e.g. :func:`original_colours`)."""
-    output = Path(output)
-    if output.suffix.lower() not in PICTURE_FORMATS:
-        raise UserError(f"--output must end in {', '.join(PICTURE_FORMATS)}: {output}")
+) -> outputs.Result:
+    """Render with ``settings`` into a :class:`~paramviz.outputs.Result` whose sidecar records
+    ``settings`` and ``record``; ``finish`` maps every picture (e.g. :func:`original_colours`);
+    ``snapshot_to``: write each snapshot beside that path as soon as it is reached."""
     finish = finish or np.asarray
-    thresholds = settings.thresholds()
 
     def save_snapshot(step: int, image: np.ndarray, loss: float) -> None:
-        save_png(snapshot_path(output, step), outputs.picture(finish(image), labels))
+        save_png(outputs.snapshot_path(snapshot_to, step), outputs.picture(finish(image), labels))
 
     result = run_render(
         objective,
@@ -605,12 +597,12 @@ def render_and_save(
         backbone,
         settings,
         transforms,
-        callback=save_snapshot if thresholds else None,
+        callback=save_snapshot if snapshot_to is not None and settings.thresholds() else None,
         **render_options,
     )
     snapshots = {step: finish(images) for step, images in result.snapshots.items()}
     result = dataclasses.replace(result, image=finish(result.image), snapshots=snapshots)
     written = {**dataclasses.asdict(settings), **record}
-    return outputs.save_result(
-        result, output, written, backbones=backbone, labels=labels, gif=bool(thresholds)
+    return outputs.Result(
+        result, written, {objectives.MAIN: backbone}, None if labels is None else tuple(labels)
     )

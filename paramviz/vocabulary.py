@@ -22,4 +22,12 @@ MAX_IMAGE_PIXELS = 89_478_485
 """PIL's own decompression-bomb limit (1024 * 1024 * 1024 // 4 // 3)."""
 
 TRANSFORM_PRESETS = ("none", "standard", "mild")
-"""The names of ``transforms.PRESETS`` (a test keeps them equal)."""
+"""The names of ``paramviz.transforms.PRESETS`` (a test keeps them equal)."""
+
+JOB_DEFAULTS = {
+    "style": {"init": "content", "transforms": "none", "steps": 300},
+    "texture": {"init": "noise", "transforms": "none", "steps": 300},
+    "visualize": {"init": "noise", "transforms": "standard", "steps": 512},
+}
+"""Where each job's settings differ from the settings' own defaults: the command line's flags
+and the Python calls (:mod:`paramviz.jobs`) both take them from here."""

@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.attacks import Threat, pgd
 from paramviz.backbones import init
 from paramviz.errors import UserError
+from paramviz.experiments.attacks import Threat, pgd
 
 SHAPE = (8, 8, 3)  # small images: fast, but with a real conv net in front
 

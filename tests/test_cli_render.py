@@ -6,12 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
+from helpers import files
 from PIL import Image
 
-from paramviz import backbones
 from paramviz.cli import main
 from paramviz.io import save_png
 
@@ -21,19 +20,12 @@ SPEC = "conv8k3s1p1,relu,maxpool2,conv16k3s1p1,relu,maxpool2,conv16k3s1p1,relu"
 @pytest.fixture(scope="module")
 def small_weights(tmp_path_factory) -> Path:
     """A tiny plain CNN (taps conv1, relu1, pool1, conv2, relu2, pool2, conv3, relu3) on disk."""
-    net = backbones.init("sequential", jax.random.PRNGKey(1), (32, 32), spec=SPEC)
-    return backbones.save(tmp_path_factory.mktemp("w") / "small.safetensors", net)
+    return files.small_weights(tmp_path_factory.mktemp("w") / "small.safetensors", SPEC)
 
 
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("img")
-    rng = np.random.default_rng(0)
-    stripes = np.tile((np.arange(40) % 8 < 4)[None, :, None], (40, 1, 3)).astype(np.float32)
-    return {
-        "content": save_png(folder / "content.png", rng.uniform(size=(40, 48, 3))),
-        "style": save_png(folder / "style.png", 0.2 + 0.6 * stripes),
-    }
+    return files.content_and_style(tmp_path_factory.mktemp("img"))
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

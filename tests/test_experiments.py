@@ -24,10 +24,10 @@ from helpers.browser import (
 )
 from PIL import Image
 
-from experiments import priors, robustness, runner, style_job
 from paramviz import backbones
 from paramviz.cli import main
 from paramviz.errors import UserError
+from paramviz.experiments import priors, robustness, runner, style_job
 from paramviz.render import network_features, required_layers
 
 EXPERIMENTS = (
@@ -313,7 +313,7 @@ def test_report_of_the_quick_run_loads_in_chromium(quick, chrome, artifacts):
 
 def test_a_calibration_group_is_judged_once_per_run(tmp_path: Path):
     """Experiments of a run share their calibration groups (same pictures, size and seed)."""
-    context = runner.RunContext(tmp_path, backbone_set=None, options=None)
+    context = runner.CachedRunContext(tmp_path, backbone_set=None, options=None)
     judged = []
 
     def judge() -> dict[str, dict[str, float]]:

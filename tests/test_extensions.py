@@ -78,10 +78,9 @@ def test_a_plain_function_of_named_activations_transfers_style(tmp_path):
         net,
         0.2 + 0.6 * stripes,
         rng.uniform(size=(24, 24, 3)).astype(np.float32),
-        tmp_path / "styled.png",
         tasks.RenderSettings(steps=40, progress=False),
         tasks.StyleSettings(style_layers=("relu",), content_layers=("conv",), content_weight=0.1),
-    )
+    ).save(tmp_path / "styled.png")
     losses = json.loads(files["json"].read_text())["result"]["losses"]
     assert losses[-1] < 0.5 * losses[0]
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from helpers.http_server import PAYLOAD, FileServer, serve
 
-from experiments import runner
 from paramviz import backbones, outputs, paths
 from paramviz.errors import UserError
+from paramviz.experiments import runner
 from paramviz.io import read_image, save_png
-from weights import registry
-from weights.download import fetch
+from paramviz.weights import registry
+from paramviz.weights.download import fetch
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "conv4k3s1p1,relu,maxpool2,conv8k3s1p1,relu"
@@ -358,7 +358,7 @@ def test_a_cached_download_that_is_not_a_checkpoint_is_fetched_again(tmp_path, c
 
 
 def test_a_cached_download_that_fails_to_load_is_deleted_with_a_message(monkeypatch):
-    from weights import convert
+    from paramviz.weights import convert
 
     unreachable = "http://127.0.0.1:9/resnet18-f37072fd.pth"  # never asked: the file is cached
     entry = dataclasses.replace(registry.get("resnet18"), sha256=None, url=unreachable)

@@ -90,9 +90,8 @@ def test_every_help_has_a_description_and_shows_every_default(monkeypatch):
 def test_the_command_line_offers_the_librarys_names():
     """The parser is built without jax, so its choices are spelled in paramviz.vocabulary (and
     the weights sets in the CLI): they must be the names the library accepts."""
-    import transforms
-    from experiments.backbone_sets import WEIGHTS_SETS
-    from paramviz import objectives, vocabulary
+    from paramviz import objectives, transforms, vocabulary
+    from paramviz.experiments.backbone_sets import WEIGHTS_SETS
 
     assert vocabulary.TRANSFORM_PRESETS == tuple(transforms.PRESETS)
     assert vocabulary.SMOOTHING == objectives.SMOOTHING
@@ -314,7 +313,7 @@ def test_without_weights_a_render_takes_the_best_on_this_machine_and_says_so(
     weights, tmp_path, capsys, monkeypatch
 ):
     from paramviz.cli import demo
-    from weights import packaged, registry
+    from paramviz.weights import packaged, registry
 
     monkeypatch.setenv("PARAMVIZ_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.setattr(packaged, "source_file", lambda entry: None)

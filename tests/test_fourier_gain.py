@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import metrics
-from experiments.pictures import load_picture
 from paramviz import param, render, tasks
+from paramviz.experiments import metrics
+from paramviz.experiments.pictures import load_picture
 
 SIZE = 96
 
@@ -37,8 +37,8 @@ def test_the_cli_and_experiments_use_the_photo_gain():
 
 @pytest.fixture(scope="module")
 def trunk(shared_weights):
-    from weights.local import real_vgg_trunk
-    from weights.resolve import resolve_backbone
+    from paramviz.weights.local import real_vgg_trunk
+    from paramviz.weights.resolve import resolve_backbone
 
     return resolve_backbone(str(real_vgg_trunk()), pooling="avg")
 

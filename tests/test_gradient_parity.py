@@ -25,7 +25,7 @@ import torch_reference as reference
 from paramviz import objectives
 from paramviz.backbones import ops
 from paramviz.backbones.base import INPUT_GRAD
-from weights import mapping
+from paramviz.weights import mapping
 
 TOLERANCE = 1e-4
 CASES = {

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import datasets, registry
-from experiments.catalog import headline
-from weights.local import trunk_source
+from paramviz.experiments import datasets, registry
+from paramviz.experiments.catalog import headline
+from paramviz.weights.local import trunk_source
 
 
 def test_the_matched_weight_interpolates_in_log_weight_and_stays_near_the_search():
@@ -110,6 +110,32 @@ def test_the_report_writes_a_markdown_summary_with_the_sheets(quick_run):
     summary = (quick_run / "summary" / "summary.md").read_text()
     assert "## headline" in summary and "Calibration ranked correctly by" in summary
     assert len(list((quick_run / "summary").glob("headline-sheet__*.png"))) == 1
+
+
+def test_the_summarys_calibration_line_names_the_metrics_that_ranked_right_or_none():
+    from types import SimpleNamespace
+
+    from paramviz.experiments.report.summary import calibration_lines
+
+    def lines(style_of_style: float, content_of_content: float) -> list[str]:
+        rows = {  # group "g": kind -> metrics, each metric's better kind first
+            "style": {"style_trunk": style_of_style, "content_trunk": 0.9},
+            "content": {"style_trunk": 0.8, "content_trunk": content_of_content},
+            "content+noise": {"style_trunk": 0.7},
+        }
+        cell = SimpleNamespace(group="g", details={"calibration": rows})
+        return calibration_lines(SimpleNamespace(record=SimpleNamespace(cells=[cell])))
+
+    assert lines(0.1, 0.0) == ["Calibration ranked correctly by: content_trunk, style_trunk."]
+    assert lines(0.75, 0.0) == [
+        "Calibration ranked correctly by: content_trunk.",
+        "- style_trunk broke: g: style 0.75 >= content+noise 0.7",
+    ]
+    assert lines(0.9, 0.95) == [
+        "Calibration ranked correctly by: none.",
+        "- style_trunk broke: g: style 0.9 >= content 0.8; g: style 0.9 >= content+noise 0.7",
+        "- content_trunk broke: g: content 0.95 >= style 0.9",
+    ]
 
 
 # ----------------------------------------------------------------------------------- its data

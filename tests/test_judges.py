@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import calibration, judges, metrics, texture_statistics
-from experiments.backbone_sets import BackboneSet, Member
-from experiments.pictures import load_picture
 from paramviz import backbones
+from paramviz.experiments import calibration, judges, metrics, texture_statistics
+from paramviz.experiments.backbone_sets import BackboneSet, Member
+from paramviz.experiments.pictures import load_picture
 
 PAIRS = (("chelsea", "immunohistochemistry"), ("coffee", "gravel"))
 SIZE = 64
@@ -109,10 +109,10 @@ def network_judges(request) -> dict[str, backbones.Backbone]:
         "random vgg19": random_net("vgg19", 1234, last_layer="relu3_1"),
         "random resnet18/4": random_net("resnet18", 5, width=0.25, num_classes=10),
     }
-    from weights.local import real_vgg_trunk
+    from paramviz.weights.local import real_vgg_trunk
 
     if (trunk := real_vgg_trunk()) is not None:
-        from weights.resolve import resolve_backbone
+        from paramviz.weights.resolve import resolve_backbone
 
         nets["real vgg19 trunk"] = resolve_backbone(str(trunk))
     return nets

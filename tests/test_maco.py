@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import metrics
 from paramviz import attribution, backbones, objectives, param, render
 from paramviz.cli import main
+from paramviz.experiments import metrics
 
 DEEP = "conv8k3s1p1,relu,conv8k3s2p1,relu,conv16k3s1p1,relu,conv16k3s2p1,relu,conv16k3s1p1,relu"
 SIZE = 64

@@ -9,9 +9,9 @@ import pytest
 from helpers.compiles import compiled_programs
 from skimage import data
 
-from experiments import metrics
 from paramviz import backbones
 from paramviz.errors import UserError
+from paramviz.experiments import metrics
 from paramviz.objectives import channel, neuron
 
 CHECKERBOARD_THRESHOLD = 100.0  # a periodic pattern: E(p) >> 1

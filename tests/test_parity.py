@@ -1,8 +1,9 @@
 """Converted backbones reproduce the PyTorch reference layer by layer.
 
 Path under test: torch state_dict → ``torch.save`` → ``torch.load(weights_only=True)`` →
-``weights.mapping`` → ``.safetensors`` (store.save/load) → Flax forward, compared on every tap at
-224×224 and at a non-square, non-224 size. Tolerance: max |Δ| ≤ 1e-4 × the layer's max |value|.
+``paramviz.weights.mapping`` → ``.safetensors`` (store.save/load) → Flax forward, compared on every
+tap at 224×224 and at a non-square, non-224 size. Tolerance: max |Δ| ≤ 1e-4 × the layer's max
+|value|.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch_reference as reference
 
 from paramviz import backbones
 from paramviz.errors import UserError
-from weights import mapping
+from paramviz.weights import mapping
 
 TOLERANCE = 1e-4
 CONV_SPEC = "conv8k3s1p1,relu,maxpool2,conv16k3s2p1,bn,relu,avgpool3s2p1,conv10k1,maxpool3s2p1"

@@ -14,7 +14,7 @@ from paramviz import objectives, param
 from paramviz.backbones import load
 from paramviz.io import save_png
 from paramviz.render import render
-from weights.convert import convert
+from paramviz.weights.convert import convert
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 SIZE = 128

@@ -14,7 +14,7 @@ from skimage import data
 from torch import nn
 
 from paramviz import backbones
-from weights import mapping
+from paramviz.weights import mapping
 
 TOLERANCE = 1e-4
 CIFAR_SPEC = "conv16k4s2p1,relu,conv32k4s2p1,relu,flatten,linear100,relu,linear10"

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-import transforms
 from paramviz import objectives as obj
+from paramviz import transforms
 from paramviz.backbones import ops
 from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError

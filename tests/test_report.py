@@ -21,10 +21,10 @@ from helpers.browser import (
 )
 from PIL import Image
 
-from experiments import report
-from experiments.records import ExperimentRecord
 from paramviz.cli import build_parser
 from paramviz.errors import UserError
+from paramviz.experiments import report
+from paramviz.experiments.records import ExperimentRecord
 
 STYLE_LOSSES = [10.0, 9.0, 100.0, 2.5]  # numeric and text order differ: 10 < 100 < 2.5 < 9
 
@@ -384,7 +384,7 @@ def test_a_folder_that_is_not_a_run_is_a_user_error(tmp_path: Path):
 
 
 def test_the_report_reads_each_experiment_once(run_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    from experiments.report import load
+    from paramviz.experiments.report import load
 
     read, original = [], load.load_experiment
     monkeypatch.setattr(load, "load_experiment", lambda *a: read.append(a[1]) or original(*a))

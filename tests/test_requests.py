@@ -14,8 +14,7 @@ from helpers.cli import run_cli
 from helpers.files import SPEC, random_picture, small_weights
 from PIL import Image
 
-import transforms
-from paramviz import backbones, budget, objectives, render, tasks
+from paramviz import backbones, budget, objectives, render, tasks, transforms
 from paramviz.backbones.input_size import fixed_input_size, spatial_layers
 from paramviz.errors import UserError
 
@@ -146,16 +145,16 @@ def test_a_channel_range_past_the_layer_fails_before_it_is_expanded(net, tmp_pat
     with pytest.raises(
         UserError, match="'relu1:0-99999999' goes past the 4 channels of relu1 \\(0-3\\)"
     ):
-        tasks.visualize(net, ["relu1:0-99999999"], tmp_path / "v.png", 16)
+        tasks.visualize(net, ["relu1:0-99999999"], 16)
     with pytest.raises(UserError, match="unknown layer 'relu9'"):
-        tasks.visualize(net, ["relu9:0-3"], tmp_path / "v.png", 16)
+        tasks.visualize(net, ["relu9:0-3"], 16)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_unit_past_its_layer_fails_before_the_picture_is_built(net, tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "make_param", lambda *a, **k: pytest.fail("a picture was built"))
     with pytest.raises(UserError, match="channel 8 is out of range for layer 'relu2'"):
-        tasks.visualize(net, ["relu2:1", "relu2:8"], tmp_path / "v.png", 16)
+        tasks.visualize(net, ["relu2:1", "relu2:8"], 16)
 
 
 def test_a_render_larger_than_the_machine_is_refused_unless_forced(
@@ -167,7 +166,7 @@ def test_a_render_larger_than_the_machine_is_refused_unless_forced(
     with pytest.raises(
         UserError, match="needs about .* MiB of memory and this machine has 1.0 MiB"
     ):
-        tasks.visualize(net, ["relu1:0-3"], tmp_path / "v.png", 64, settings)
+        tasks.visualize(net, ["relu1:0-3"], 64, settings)
     out = tmp_path / "v.png"
     argv = ["visualize", "--weights", weights, "--objective", "relu1:0", "--size", "64", "-o", out]
     code, err = run_cli(capsys, *argv)
@@ -216,7 +215,7 @@ def test_the_checks_before_a_visualize_trace_the_network_once_each(
     shapes before it is expanded), then one pass for the memory estimate and the indices."""
     monkeypatch.setattr(tasks, "make_param", stop_here)
     with pytest.raises(UserError, match="checked"):
-        tasks.visualize(net, ["relu1:0-1"], tmp_path / "v.png", 16)
+        tasks.visualize(net, ["relu1:0-1"], 16)
     assert len(network_passes) == 2  # the layer check, the estimate
 
 
@@ -227,7 +226,7 @@ def test_the_checks_before_a_style_transfer_trace_the_network_once_per_size(
     style, content = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
     settings = tasks.RenderSettings(steps=2, progress=False)
     with pytest.raises(UserError, match="checked"):
-        tasks.style_transfer(net, style, content, tmp_path / "t.png", settings)
+        tasks.style_transfer(net, style, content, settings)
     assert len(network_passes) == 2  # one layer check for the one size, the style's estimate
 
 
@@ -311,14 +310,13 @@ def test_style_layers_of_a_fixed_size_network_default_to_its_feature_maps(flat_w
     net = backbones.load(flat_weights)
     style = np.random.default_rng(0).uniform(size=(20, 24, 3)).astype(np.float32)
     settings = tasks.RenderSettings(steps=2, progress=False)
-    files = tasks.style_transfer(net, style, None, tmp_path / "t.png", settings)
+    files = tasks.style_transfer(net, style, None, settings).save(tmp_path / "t.png")
     assert outputs_layers(files["json"]) == ["relu1", "relu2"]
     with pytest.raises(UserError, match="runs only on 16x16 images, not 20x24; use 16x16 pictures"):
         tasks.style_transfer(
             net,
             style,
             None,
-            tmp_path / "u.png",
             settings,
             tasks.StyleSettings(style_layers=("fc1",)),
         )

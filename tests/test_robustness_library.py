@@ -28,8 +28,8 @@ import pytest
 import torch_reference
 
 from paramviz import backbones
-from weights.checkpoint import read_checkpoint
-from weights.convert import convert
+from paramviz.weights.checkpoint import read_checkpoint
+from paramviz.weights.convert import convert
 
 IMAGE_SIDE = 64
 

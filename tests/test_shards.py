@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import report, runner
-from experiments.runner import RunOptions, Shard
 from paramviz.errors import UserError
+from paramviz.experiments import report, runner
+from paramviz.experiments.registry import RunOptions, Shard
 
 EXPERIMENT = "layer-robustness"
 

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import priors, style_job
 from paramviz import backbones, objectives, render
 from paramviz.cli import main
 from paramviz.errors import UserError
+from paramviz.experiments import priors, style_job
 from paramviz.io import read_image, save_png
 
 SPEC = "conv8k3s1p1,relu,maxpool2,conv16k3s1p1,relu,maxpool2,conv16k3s1p1,relu"

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from experiments import train as training
-from experiments.datasets import Dataset
-from experiments.train import TrainConfig, fit, state_path
 from paramviz import paths
 from paramviz.backbones import init, load
 from paramviz.cli import build_parser
 from paramviz.errors import UserError
+from paramviz.experiments import train as training
+from paramviz.experiments.datasets import Dataset
+from paramviz.experiments.train import TrainConfig, fit, state_path
 
 SHAPE = (8, 8, 3)
 

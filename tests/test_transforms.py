@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import transforms as T
-from transforms import _core
+import paramviz.transforms as T
+from paramviz.transforms import _core
 
 N, S = 2, 20  # a small batch of small square images keeps every compile cheap
 IMAGES = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (N, S, S, 3)), dtype=jnp.float32)

@@ -9,10 +9,10 @@ import pytest
 from helpers.cli import one_line, run_cli
 from skimage import data
 
-from experiments.train import twin as twins
 from paramviz import backbones, rng
 from paramviz.backbones import flatten
 from paramviz.cli import main
+from paramviz.experiments.train import twin as twins
 
 CLASSIFIER = "conv8k3s2p1,relu,conv16k3s2p1,relu,flatten,linear10"
 TRUNK = "conv8k3s1p1,relu,maxpool2,conv8k3s1p1,relu"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from paramviz.errors import UserError
-from weights.checkpoint import read_checkpoint
+from paramviz.weights.checkpoint import read_checkpoint
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -18,7 +18,7 @@ from safetensors.numpy import load_file
 
 from paramviz import backbones, paths
 from paramviz.cli import main
-from weights import registry
+from paramviz.weights import registry
 
 RESTRICTED_MEAN, RESTRICTED_STD = (0.4717, 0.4499, 0.3837), (0.2600, 0.2516, 0.2575)
 CIFAR_SPEC = "conv16k4s2p1,relu,conv32k4s2p1,relu,flatten,linear100,relu,linear10"

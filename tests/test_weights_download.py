@@ -11,8 +11,8 @@ from helpers.http_server import PAYLOAD, FileServer, serve
 
 from paramviz import paths
 from paramviz.errors import UserError
-from weights import registry
-from weights.download import fetch, part_path
+from paramviz.weights import registry
+from paramviz.weights.download import fetch, part_path
 
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from paramviz.errors import UserError
-from weights import registry
+from paramviz.weights import registry
 
 ENTRIES = registry.entries()
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -97,7 +97,7 @@ def test_unknown_name_suggests_close_ones():
 
 def test_every_architecture_is_a_backbone_and_conventions_match_the_converter():
     from paramviz.backbones import architectures
-    from weights.convert import DEFAULT_CONVENTIONS
+    from paramviz.weights.convert import DEFAULT_CONVENTIONS
 
     known = {architecture.name for architecture in architectures()}
     for entry in ENTRIES:

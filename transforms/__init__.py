@@ -5,7 +5,7 @@ Lucid's ``lucid/optvis/transform.py``. Random transforms draw once for the whole
 unless built with ``independent=True``. Output shapes depend only on input shapes.
 """
 
-from transforms._core import (
+from paramviz.transforms._core import (
     Transform,
     compose,
     identity,
@@ -16,7 +16,7 @@ from transforms._core import (
     resize_to,
     translate,
 )
-from transforms._presets import (
+from paramviz.transforms._presets import (
     PRESETS,
     STANDARD_ANGLES,
     STANDARD_SCALES,
@@ -25,7 +25,7 @@ from transforms._presets import (
     preset,
     standard,
 )
-from transforms._warp import affine_warp, scale_warp
+from paramviz.transforms._warp import affine_warp, scale_warp
 
 __all__ = [
     "PRESETS",

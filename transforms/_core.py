@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import jax
 import jax.numpy as jnp
 
-from transforms._warp import Fill, affine_warp, scale_warp
+from paramviz.transforms._warp import Fill, affine_warp, scale_warp
 
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 """``transform(key, images)``: NHWC float images in, NHWC images out; pure and differentiable."""

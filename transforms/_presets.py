@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from transforms import _core as core
-from transforms._core import Transform
+from paramviz.transforms import _core as core
+from paramviz.transforms._core import Transform
 
 STANDARD_SCALES = tuple(1 + (i - 5) / 50.0 for i in range(11))  # 0.90, 0.92, ..., 1.10
 STANDARD_ANGLES = tuple(range(-10, 11)) + 5 * (0,)  # degrees; P(0) = 6/26 as in Lucid

@@ -36,7 +36,7 @@ import numpy as np
 
 from paramviz.errors import UserError
 from paramviz.io import MAX_NAMED, check_finite, file_sha256
-from weights.registry import SOURCE_FORMATS, VGG_NORMALISED, InputConvention
+from paramviz.weights.registry import SOURCE_FORMATS, VGG_NORMALISED, InputConvention
 
 FORMATS = ("auto", *SOURCE_FORMATS)
 ZIP_MAGIC = b"PK\x03\x04"

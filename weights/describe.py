@@ -27,8 +27,8 @@ def describe_safetensors(path: Path) -> str:
 
 def describe_checkpoint(path: Path, trust_pickle: bool = False) -> str:
     """Format, detected architecture and a summary of the keys of a PyTorch checkpoint."""
-    from weights import mapping
-    from weights.checkpoint import read_checkpoint
+    from paramviz.weights import mapping
+    from paramviz.weights.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path, trust_pickle=trust_pickle)
     arch = mapping.detect_arch(ckpt.state_dict)

@@ -23,9 +23,9 @@ from paramviz import paths
 from paramviz import progress as progress_bars
 from paramviz.errors import UserError
 from paramviz.io import file_sha256, sha256_of
-from weights import registry
-from weights.checkpoint import CorruptCheckpoint, check_torch_file_header
-from weights.registry import WeightsEntry
+from paramviz.weights import registry
+from paramviz.weights.checkpoint import CorruptCheckpoint, check_torch_file_header
+from paramviz.weights.registry import WeightsEntry
 
 log = logging.getLogger(__name__)
 

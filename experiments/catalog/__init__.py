@@ -1,1 +1,2 @@
-"""The experiments: one module each, registering itself (see :mod:`experiments.registry`)."""
+"""The experiments: one module each, registering itself (see
+:mod:`paramviz.experiments.registry`)."""

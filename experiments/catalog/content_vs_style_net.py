@@ -17,10 +17,17 @@ content network does.
 
 from __future__ import annotations
 
-from experiments import priors, style_job
-from experiments.backbone_sets import BackboneSet
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id
+from paramviz.experiments import priors, style_job
+from paramviz.experiments.backbone_sets import BackboneSet
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id
 
 PRIOR = "fourier+decorrelate"
 OPTIMIZER = "adam"

@@ -33,14 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from experiments import priors, style_job
-from experiments.pictures import CONTENT_STYLE_PAIRS
-from experiments.records import CellRecord
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id, cell_paths
-from experiments.style_job import StyleBudget
+from paramviz.experiments import priors, style_job
+from paramviz.experiments.pictures import CONTENT_STYLE_PAIRS
+from paramviz.experiments.records import CellRecord
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id, cell_paths
+from paramviz.experiments.style_job import StyleBudget
 from paramviz.io import read_image, read_json
-from weights.local import TRUNK_NAME
+from paramviz.weights.local import TRUNK_NAME
 
 ROUTES = ("pixel", "fourier+decorrelate+mild", "pixel+smooth-tensor")
 SEARCH_ROUTE = "pixel"

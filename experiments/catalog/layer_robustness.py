@@ -1,8 +1,8 @@
 """``layer-robustness``: Engstrom et al.'s R(f) for the first layers/stages of every backbone.
 
-How R(f) is measured (ball, radius, attack, pictures) is :mod:`experiments.robustness`. Layers:
-each backbone's style layers (ResNet stages, VGG ``relu*_1``, AlexNet ``relu1-4``), the networks
-as trained (VGG max pools, not the style experiments' average pools).
+How R(f) is measured (ball, radius, attack, pictures) is :mod:`paramviz.experiments.robustness`.
+Layers: each backbone's style layers (ResNet stages, VGG ``relu*_1``, AlexNet ``relu1-4``), the
+networks as trained (VGG max pools, not the style experiments' average pools).
 
 Published values (read off Engstrom et al.'s figure, first four layers): standard ResNet-50 ≈ 0.54,
 0.45, 0.45, 0.58; AlexNet ≈ 0.06, 0.12, 0.37, 0.50; VGG-16 ≈ 0.06, 0.11, 0.16, 0.21; robust
@@ -15,12 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
-from experiments import robustness, style_job
-from experiments.records import CellRecord
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id
+from paramviz import rng
+from paramviz.experiments import robustness, style_job
+from paramviz.experiments.attacks import Threat
+from paramviz.experiments.records import CellRecord
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id
 
 NAME = "layer-robustness"
 COLUMNS = ("R", "attacked_distance", "pair_distance", "perturbation_l2")
@@ -37,6 +47,47 @@ PUBLISHED: dict[str, tuple[float, ...]] = {
 """R(f) of the first four layers read off Engstrom et al.'s figure (Distill 2019)."""
 
 
+def attack_settings(context: RunContext) -> Settings:
+    """The R(f) attack and pictures: set defaults, overridden by the run options (flags)."""
+    options, backbone_set = context.options, context.backbone_set
+    steps = options.robustness_steps or (
+        robustness.QUICK_STEPS if context.quick else robustness.STEPS
+    )
+    eps = options.robustness_eps if options.robustness_eps is not None else backbone_set.robust_eps
+    threat = Threat("l2", eps, steps, options.robustness_step_size)
+    names = (
+        robustness.PICTURES[: robustness.QUICK_PICTURES] if context.quick else robustness.PICTURES
+    )
+    return {
+        "pictures": list(names),
+        "size": backbone_set.robustness_size,
+        "norm": "l2",
+        "eps": eps,
+        "steps": steps,
+        "step_size": threat.step_length,
+        "attack": threat.describe(),
+        "seed": options.seed,
+    }
+
+
+def measure(
+    context: RunContext, backbone_name: str, layer: str, attack: Settings
+) -> robustness.Attack:
+    """The PGD attack on ``layer`` of ``backbone_name`` over the settings' pictures."""
+    backbone = context.backbone(backbone_name)
+    size = attack["size"]
+    backbone.check_layers([layer], (size, size))
+    return robustness.attack_layer(
+        backbone,
+        jnp.asarray(robustness.robustness_pictures(tuple(attack["pictures"]), size)),
+        rng.key(attack["seed"]),
+        attack["eps"],
+        attack["step_size"],
+        layer=layer,
+        steps=attack["steps"],
+    )
+
+
 def settings(context: RunContext) -> Settings:
     names = list(context.backbone_set.names)
     table = style_job.layer_table(context, names, None)
@@ -46,7 +97,7 @@ def settings(context: RunContext) -> Settings:
         "quick": context.quick,
         "backbones": names,
         "layers": {name: table[name]["style"][:count] for name in names},
-        **robustness.attack_settings(context),
+        **attack_settings(context),
         "definition": "R(f) = mean_x ||f(PGD(x)) - f(x)||_2 / mean_{i<j} ||f(x_i) - f(x_j)||_2",
     }
 
@@ -87,7 +138,7 @@ def attack_sheet(
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
-    attack = robustness.measure(context, cell.backbone, cell.spec["layer"], settings)
+    attack = measure(context, cell.backbone, cell.spec["layer"], settings)
     names = settings["pictures"]
     picture, labels = attack_sheet(
         attack, robustness.robustness_pictures(tuple(names), settings["size"]), names

@@ -8,9 +8,10 @@ high-frequency patterns. Each cell is one batched render of several units of one
 one prior, saved as a labelled contact sheet.
 
 Per sheet: the spectral metrics (means over tiles), the *transfer robustness* (objective under
-held-out transforms relative to its plain value, :func:`experiments.metrics.transfer_robustness`,
-for the sum over the sheet's units) and, for logits, the top-5 recognition rate by an independent
-classifier (:func:`experiments.backbone_sets.recognition_judge`: a standard network of another
+held-out transforms relative to its plain value,
+:func:`paramviz.experiments.metrics.transfer_robustness`, for the sum over the sheet's units) and,
+for logits, the top-5 recognition rate by an independent classifier
+(:func:`paramviz.experiments.backbone_sets.recognition_judge`: a standard network of another
 architecture with the same classes, else the pair twin) and by the network itself.
 """
 
@@ -20,11 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from experiments import backbone_sets, metrics, priors, style_job
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id
 from paramviz import rng
 from paramviz.backbones import style_preset
+from paramviz.experiments import backbone_sets, metrics, priors, style_job
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id
 
 PRIORS = ("pixel", "fourier+decorrelate+transforms", "maco+transforms")
 QUICK_PRIORS = ("fourier+decorrelate+transforms",)  # the pixel prior differs only in settings

@@ -16,10 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import priors, robustness, style_job
-from experiments.records import CELLS_DIR, SETTINGS_FILE, CellRecord
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id
+from paramviz.experiments import priors, robustness, style_job
+from paramviz.experiments.catalog.layer_robustness import attack_settings, measure
+from paramviz.experiments.records import CELLS_DIR, SETTINGS_FILE, CellRecord
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id
 from paramviz.io import read_json
 
 PRIOR = "pixel"
@@ -42,7 +50,7 @@ def settings(context: RunContext) -> Settings:
         "prior": PRIOR,
         "optimizer": priors.QUICK_OPTIMIZERS[0] if context.quick else OPTIMIZER,
         "pair": style_job.picture_pairs(context)[0],
-        "robustness": robustness.attack_settings(context),
+        "robustness": attack_settings(context),
     }
 
 
@@ -86,7 +94,7 @@ def layer_r(context: RunContext, attack: Settings, backbone: str, layer: str) ->
             value = CellRecord.from_json(read_json(record_path)).metrics.get("R")
             if value is not None:
                 return value
-    return robustness.robustness_ratio(robustness.measure(context, backbone, layer, attack))
+    return robustness.robustness_ratio(measure(context, backbone, layer, attack))
 
 
 def rank_correlation(x: list[float], y: list[float]) -> float | None:

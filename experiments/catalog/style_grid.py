@@ -10,9 +10,16 @@ is one backbone under one prior and one optimizer, on several content/style pair
 
 from __future__ import annotations
 
-from experiments import priors, style_job
-from experiments.registry import Cell, CellOutput, Experiment, Settings, register
-from experiments.runner import RunContext, cell_id
+from paramviz.experiments import priors, style_job
+from paramviz.experiments.registry import (
+    Cell,
+    CellOutput,
+    Experiment,
+    RunContext,
+    Settings,
+    register,
+)
+from paramviz.experiments.runner import cell_id
 
 SUMMARY_KEYS = ("backbone", "prior", "optimizer")
 

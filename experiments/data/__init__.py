@@ -1,1 +1,1 @@
-"""Hand-written readers for the on-disk formats behind :mod:`experiments.datasets`."""
+"""Hand-written readers for the on-disk formats behind :mod:`paramviz.experiments.datasets`."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments import records
 from paramviz.errors import UserError
+from paramviz.experiments import records
 from paramviz.io import read_json
 
 MIME_TYPES = {

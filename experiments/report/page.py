@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 from markupsafe import Markup
 
-from experiments.records import CellRecord, ExperimentRecord
-from experiments.report.load import Experiment, Images, Run, as_run, load_run
-from experiments.report.plot import r_plot, r_series
-from experiments.report.templating import fmt, render, static_text
+from paramviz.experiments.records import CellRecord, ExperimentRecord
+from paramviz.experiments.report.load import Experiment, Images, Run, as_run, load_run
+from paramviz.experiments.report.plot import r_plot, r_series
+from paramviz.experiments.report.templating import fmt, render, static_text
 from paramviz.io import atomic_path
 
 CELL_COLUMNS = ("id", "group", "backbone", "prior", "optimizer")
@@ -301,7 +301,7 @@ def render_report(run_dir: Run | str | os.PathLike) -> str:
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write the page (default ``RUN_DIR/report.html``) atomically, and the Markdown summary
     beside the run (``RUN_DIR/summary/``, :mod:`.summary`); returns the page's path."""
-    from experiments.report.summary import write_summary
+    from paramviz.experiments.report.summary import write_summary
 
     run = load_run(run_dir)  # read once, for the summary and the page
     write_summary(run)

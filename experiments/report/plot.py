@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from experiments.records import ExperimentRecord
-from experiments.report.templating import fmt, is_number, render
+from paramviz.experiments.records import ExperimentRecord
+from paramviz.experiments.report.templating import fmt, is_number, render
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 

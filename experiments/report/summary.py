@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import calibration, judges
-from experiments.report.load import Experiment, Run, as_run
-from experiments.style_job import calibrations
+from paramviz.experiments import calibration, judges
+from paramviz.experiments.report.load import Experiment, Run, as_run
+from paramviz.experiments.style_job import calibrations
 
 COLUMNS = (
     "backbone",

@@ -50,7 +50,7 @@ def px(value: float) -> str:
 def environment() -> Environment:
     """The templates of ``experiments/report/templates``, loaded once per process."""
     env = Environment(
-        loader=PackageLoader("experiments.report"),
+        loader=PackageLoader("paramviz.experiments.report"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -29,7 +29,8 @@ Choices, and why:
 * **Input convention.** Images are [0, 1]; the module's ``mean``/``std`` are the training set's
   per-channel statistics, stored in the file's ``input_convention`` like any converted net.
 * **One compiled step.** Forward, the attack's inner loop (``lax.fori_loop``, unrolled: see
-  :data:`experiments.attacks.MAX_UNROLLED_STEPS`), backward and the optax update are a single
+  :data:`paramviz.experiments.attacks.MAX_UNROLLED_STEPS`), backward and the optax update are a
+  single
   ``jax.jit`` function; the host syncs only to refresh the progress bar and at checkpoints.
 * **ε warm-up** for adversarial training (``TrainConfig.eps_warmup``; see there).
 * **Checkpoints.** Every ``checkpoint_every`` steps (and on Ctrl-C) two files are written
@@ -44,11 +45,11 @@ accuracy), :mod:`.pairs` (the default pairs and the demo network). Measured accu
 are in ``experiments/README.md``.
 """
 
-from experiments.train.config import TrainConfig, describe_training
-from experiments.train.evaluation import Evaluation, evaluate
-from experiments.train.loop import TrainReport, finished_report, fit, state_path, train
-from experiments.train.model import build_backbone, channel_stats, load_data, with_params
-from experiments.train.pairs import (
+from paramviz.experiments.train.config import TrainConfig, describe_training
+from paramviz.experiments.train.evaluation import Evaluation, evaluate
+from paramviz.experiments.train.loop import TrainReport, finished_report, fit, state_path, train
+from paramviz.experiments.train.model import build_backbone, channel_stats, load_data, with_params
+from paramviz.experiments.train.pairs import (
     DEFAULT_PAIRS,
     DEMO_CONFIG,
     PAIRS,

@@ -7,9 +7,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from experiments.attacks import Threat
 from paramviz.backbones import architectures
 from paramviz.errors import UserError
+from paramviz.experiments.attacks import Threat
 
 DATASETS = ("textures", "skimage-textures", "scenes", "fashion-mnist")
 

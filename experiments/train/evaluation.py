@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.attacks import Threat
-from experiments.datasets import (
+from paramviz import xla
+from paramviz.experiments.attacks import Threat
+from paramviz.experiments.datasets import (
     Dataset,
 )
-from experiments.train.model import LogitsFn, cross_entropy
-from paramviz import xla
+from paramviz.experiments.train.model import LogitsFn, cross_entropy
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,18 @@ import numpy as np
 import optax
 from jax import lax
 
-from experiments.attacks import ascent_step, constrain
-from experiments.datasets import (
+from paramviz import progress as progress_bars
+from paramviz import rng, xla
+from paramviz.backbones import Backbone, read_metadata, save
+from paramviz.errors import UserError
+from paramviz.experiments.attacks import ascent_step, constrain
+from paramviz.experiments.datasets import (
     Dataset,
     make_batches,
 )
-from experiments.train.config import TrainConfig
-from experiments.train.evaluation import Evaluation, evaluate
-from experiments.train.model import (
+from paramviz.experiments.train.config import TrainConfig
+from paramviz.experiments.train.evaluation import Evaluation, evaluate
+from paramviz.experiments.train.model import (
     LogitsFn,
     build_backbone,
     channel_stats,
@@ -33,10 +37,6 @@ from experiments.train.model import (
     make_logits_fn,
     with_params,
 )
-from paramviz import progress as progress_bars
-from paramviz import rng, xla
-from paramviz.backbones import Backbone, read_metadata, save
-from paramviz.errors import UserError
 from paramviz.io import atomic_path
 
 STATE_SUFFIX = ".train-state"

@@ -10,17 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.datasets import (
+from paramviz import rng
+from paramviz.backbones import Backbone, init
+from paramviz.errors import UserError
+from paramviz.experiments.datasets import (
     Dataset,
     fashion_mnist,
     scene_dataset,
     skimage_texture_dataset,
     texture_dataset,
 )
-from experiments.train.config import TrainConfig
-from paramviz import rng
-from paramviz.backbones import Backbone, init
-from paramviz.errors import UserError
+from paramviz.experiments.train.config import TrainConfig
 
 FASHION_MNIST_SIZE = 28
 

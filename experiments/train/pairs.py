@@ -9,9 +9,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from experiments.train.config import TrainConfig
-from experiments.train.loop import TrainReport, train
 from paramviz.errors import UserError
+from paramviz.experiments.train.config import TrainConfig
+from paramviz.experiments.train.loop import TrainReport, train
 from paramviz.paths import trained_dir
 
 # Sized so that the six models train in under 30 minutes in all on 2 CPU cores (measured times:
@@ -24,7 +24,7 @@ FASHION = TrainConfig(dataset="fashion-mnist", image_size=28, epochs=2, norm="li
 
 def matched_pair(name: str, config: TrainConfig, attack: str = "pgd") -> dict[str, TrainConfig]:
     """``{name-standard, name-robust}``: the same settings with and without adversarial
-    training (``attack``: a :data:`~experiments.train.config.ADVERSARIAL_MODES` entry)."""
+    training (``attack``: a :data:`~paramviz.experiments.train.config.ADVERSARIAL_MODES` entry)."""
     return {
         f"{name}-standard": dataclasses.replace(config, adversarial="none"),
         f"{name}-robust": dataclasses.replace(config, adversarial=attack),

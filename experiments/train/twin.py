@@ -7,8 +7,8 @@ close to the teacher's outputs at the clean picture:
 
     loss = D(S(x), T(x)) + β · D(S(x'), T(x)),   x' = argmax_{‖x' − x‖₂ ≤ ε} D(S(x'), T(x))
 
-with ``x'`` found by PGD (:func:`experiments.attacks.pgd`) against the student ``S``. ``D`` is,
-by default, the relative squared error ``‖S − T‖² / ‖T‖²`` of the style layers' features (the
+with ``x'`` found by PGD (:func:`paramviz.experiments.attacks.pgd`) against the student ``S``. ``D``
+is, by default, the relative squared error ``‖S − T‖² / ‖T‖²`` of the style layers' features (the
 layers whose robustness R(f) style transfer depends on, and the only outputs a trunk without a
 classifier has); with ``target="logits"`` it is the KL divergence of the teacher's class
 distribution from the student's (adversarially robust distillation, Goldblum et al., AAAI 2020,
@@ -21,8 +21,9 @@ wallpaper packages (:func:`photo_pool`), cropped at random scales and flipped.
 ε grows linearly from 0 over the first ``eps_warmup`` of training (as in ``TrainConfig``).
 Batch-norm statistics stay the teacher's; every parameter is trained, without weight decay
 (decay would pull the weights towards zero, not towards the teacher). Training checkpoints
-and resumes exactly as :mod:`experiments.train.loop` does, and the twin is a ``.safetensors``
-file like any converted network, named by the user and kept in ``$PARAMVIZ_HOME/trained``.
+and resumes exactly as :mod:`paramviz.experiments.train.loop` does, and the twin is a
+``.safetensors`` file like any converted network, named by the user and kept in
+``$PARAMVIZ_HOME/trained``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.attacks import Threat
-from experiments.datasets import at_short_side, wallpaper_files
-from experiments.train.loop import (
+from paramviz import rng, xla
+from paramviz.backbones import Backbone, read_metadata, save, style_preset
+from paramviz.errors import UserError
+from paramviz.experiments.attacks import Threat
+from paramviz.experiments.datasets import at_short_side, wallpaper_files
+from paramviz.experiments.train.loop import (
     TrainState,
     eps_scale,
     make_optimizer,
@@ -50,10 +54,7 @@ from experiments.train.loop import (
     save_state,
     state_path,
 )
-from experiments.train.model import with_params
-from paramviz import rng, xla
-from paramviz.backbones import Backbone, read_metadata, save, style_preset
-from paramviz.errors import UserError
+from paramviz.experiments.train.model import with_params
 from paramviz.paths import trained_dir
 
 TARGETS = ("features", "logits")
@@ -136,13 +137,14 @@ def resolved_target(backbone: Backbone, config: TwinConfig) -> tuple[str, tuple[
 
 def photo_pool(side: int, photos: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """uint8 RGB pictures with their shorter side at ``side`` px: ``photos``, else every
-    wallpaper of Debian's background packages (``experiments.datasets.wallpaper_files``)."""
+    wallpaper of Debian's background packages
+    (``paramviz.experiments.datasets.wallpaper_files``)."""
     if photos is None:
         from PIL import Image
 
         files = wallpaper_files()
         if not files:
-            from experiments.datasets import WALLPAPER_PACKAGES
+            from paramviz.experiments.datasets import WALLPAPER_PACKAGES
 
             raise UserError(
                 f"no photographs to train on: install the Debian packages {WALLPAPER_PACKAGES} "
@@ -390,7 +392,7 @@ def evaluate_twin(
     and under PGD-20 at the training ε, and R(f) of ``robustness_layers`` on
     ``robustness_pictures`` (at their own size, in an L2 ball of ``robustness_eps``) for both
     networks."""
-    from experiments.robustness import attack_layer, robustness_ratio
+    from paramviz.experiments.robustness import attack_layer, robustness_ratio
 
     target, layers = resolved_target(original, config)
     images = held_out_crops(config, photos, crops)

@@ -61,7 +61,7 @@ DIVISOR = 8
 TF_INPUT_MEAN = (127.0 / 255.0,) * 3
 TF_INPUT_STD = (128.0 / 255.0,) * 3
 """TensorFlow's ``(255 x - 127) / 128`` on [0, 1] RGB: the convention the checkpoints were
-trained with, and the one that measured best (``weights.registry.TF_LITE``)."""
+trained with, and the one that measured best (``paramviz.weights.registry.TF_LITE``)."""
 
 
 def round_channels(channels: int, width: float) -> int:

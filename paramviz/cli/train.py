@@ -141,8 +141,8 @@ def config_from_args(args: argparse.Namespace):
     """The ``TrainConfig`` the flags describe: ``--preset`` (if any) with the set flags applied."""
     import dataclasses
 
-    from experiments.train import DEFAULT_PAIRS, TrainConfig
     from paramviz.errors import UserError
+    from paramviz.experiments.train import DEFAULT_PAIRS, TrainConfig
 
     if args.preset is not None and args.preset not in DEFAULT_PAIRS:
         raise UserError(f"unknown preset {args.preset!r}; known: {', '.join(DEFAULT_PAIRS)}")
@@ -166,7 +166,7 @@ def run_train(args: argparse.Namespace) -> int:
     its last checkpoint."""
     from pathlib import Path
 
-    from experiments.train import train
+    from paramviz.experiments.train import train
     from paramviz.io import check_output
     from paramviz.paths import trained_dir
 
@@ -194,10 +194,10 @@ def run_train_twin(args: argparse.Namespace) -> int:
     feature error) on held-out crops, clean and under PGD-20, and R(f) of every style layer
     at --size. The twin is kept under its name; running the same command again resumes or
     reuses it."""
-    from experiments.train.twin import TwinConfig, train_twin, twin_path
+    from paramviz.experiments.train.twin import TwinConfig, train_twin, twin_path
     from paramviz.io import check_output, weights_sha256
     from paramviz.paths import trained_dir
-    from weights.resolve import resolve_backbone, weights_path
+    from paramviz.weights.resolve import resolve_backbone, weights_path
 
     source = weights_path(args.weights)
     if source is None:
@@ -233,9 +233,9 @@ def run_train_twin(args: argparse.Namespace) -> int:
 
 def evaluate(original, path, config, size: int):
     """The twin against the original (stored in the twin's metadata, so asked once)."""
-    from experiments.robustness import PICTURES, robustness_pictures
-    from experiments.train.twin import TwinEvaluation, evaluate_twin
     from paramviz.backbones import load, read_metadata, save, style_preset
+    from paramviz.experiments.robustness import PICTURES, robustness_pictures
+    from paramviz.experiments.train.twin import TwinEvaluation, evaluate_twin
 
     stored = json.loads(read_metadata(path).get("evaluation", "{}"))
     if stored.get("robustness_attack", "").endswith(f" at {size} px"):
@@ -276,7 +276,7 @@ def run_train_pairs(args: argparse.Namespace) -> int:
     Train the default matched pairs (ResNet-18- and VGG-16-style nets on the texture set, a
     ResNet-18-style net on Fashion-MNIST; each standard and PGD-trained) and print a table
     of clean and PGD-robust accuracy. Finished models are reused."""
-    from experiments.train import DEFAULT_PAIRS, describe_training, train_pairs
+    from paramviz.experiments.train import DEFAULT_PAIRS, describe_training, train_pairs
 
     if args.list:
         for name, config in DEFAULT_PAIRS.items():
@@ -294,7 +294,7 @@ def run_train_pairs(args: argparse.Namespace) -> int:
 
 def report_table(reports) -> str:
     """Clean and robust accuracy, one row per trained model."""
-    from experiments.train import describe_training
+    from paramviz.experiments.train import describe_training
 
     rows = [("model", "arch", "width", "training", "clean", "robust", "robust attack", "time")]
     for report in reports:

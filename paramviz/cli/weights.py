@@ -11,7 +11,7 @@ from pathlib import Path
 
 from paramviz.cli.common import add_command, add_progress_flags, format_table
 from paramviz.errors import UserError
-from weights.registry import SOURCE_FORMATS
+from paramviz.weights.registry import SOURCE_FORMATS
 
 FORMAT_CHOICES = ("auto", *SOURCE_FORMATS)
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -82,9 +82,9 @@ def run_list(args: argparse.Namespace) -> int:
     ship, and every weights file in the cache, converted or trained, with its architecture;
     --weights takes each NAME."""
     from paramviz import paths
-    from weights import registry
-    from weights.packaged import is_installed
-    from weights.resolve import cached_weights
+    from paramviz.weights import registry
+    from paramviz.weights.packaged import is_installed
+    from paramviz.weights.resolve import cached_weights
 
     downloads = paths.downloads_dir()
     rows = [("NAME", "ARCH", "FORMAT", "CLASSES", "TOP-1", "DOWNLOADED", "FETCHED")]
@@ -136,7 +136,7 @@ def run_info(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise UserError(f"file not found: {path}")
-    from weights.describe import describe_checkpoint, describe_safetensors
+    from paramviz.weights.describe import describe_checkpoint, describe_safetensors
 
     if path.suffix == SAFETENSORS_SUFFIX:
         print(describe_safetensors(path))
@@ -147,8 +147,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_fetch(args: argparse.Namespace) -> int:
     """Download a registered checkpoint and convert it."""
-    from weights.convert import convert_registered
-    from weights.download import fetch
+    from paramviz.weights.convert import convert_registered
+    from paramviz.weights.download import fetch
 
     if args.no_convert:
         print(fetch(args.name, progress=args.progress))
@@ -160,8 +160,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert a PyTorch checkpoint to .safetensors."""
-    from weights.convert import convert
-    from weights.registry import InputConvention
+    from paramviz.weights.convert import convert
+    from paramviz.weights.registry import InputConvention
 
     if (args.mean is None) != (args.std is None):
         raise UserError("give --mean and --std together")
