@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = REPO / "notebooks" / "tutorial.ipynb"
+WIDGET = "application/vnd.jupyter.widget-view+json"  # how a notebook progress bar is shown
 
 
 @pytest.fixture
@@ -56,6 +57,10 @@ def test_the_tutorial_runs_and_shows_its_pictures(tmp_path, capsys):
     assert all('src="data:image/png;base64,' in out["data"]["text/html"] for out in shown)
     assert all("<polyline" in out["data"]["text/html"] for out in shown)  # their loss curves
     assert (tmp_path / "twin_cat.png").is_file() and (tmp_path / "twin_cat.json").is_file()
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    bars = [out for out in outputs if WIDGET in out.get("data", {})]
+    assert len(bars) >= 7  # a notebook progress bar for every render
+    assert not any("IProgress not found" in out.get("text", "") for out in outputs)
 
 
 def readme_python(section: str = "## Python and notebooks") -> list[str]:
