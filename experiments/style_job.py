@@ -7,8 +7,11 @@ Choices, and why:
 * **Content under transforms.** Content loss compares activations position by position, but the
   transforms pad, shift, scale and rotate the picture. As in Lucid's style-transfer notebook the
   content picture is appended to the batch and transformed by the *same* draw
-  (:func:`with_reference`); the content term compares the two transformed images and the style
-  term reads only the rendered one.
+  (:func:`paramviz.objectives.with_reference`); the content term compares the two transformed
+  images and the style term reads only the rendered one.
+* **One pipeline.** A cell is prepared by :func:`paramviz.tasks.prepare_style`, as ``paramviz
+  style`` is: the same layer and size checks, memory budget, fixed-size handling and objective,
+  with the content loss on another network where the experiment asks for one.
 * **One objective.** :func:`paramviz.tasks.style_objective`, the one ``paramviz style`` and
   ``paramviz texture`` optimise: each style layer's L1 Gram loss divided by its target's mean
   ``|G|``, each content layer's squared error by its target's mean square, so every layer and
@@ -27,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from paramviz import objectives, tasks
+from paramviz import tasks
 from paramviz.backbones import style_preset
 from paramviz.experiments import calibration, judges, metrics
 from paramviz.experiments.pictures import CONTENT_STYLE_PAIRS
@@ -49,12 +52,6 @@ def layer_table(
     return table
 
 
-# ---------------------------------------------------------------------------------- objective
-
-
-with_reference = objectives.with_reference  # re-exported: a style cell's joint transform
-
-
 def style_settings_of(
     settings: Settings, prior: Prior, content_weight: float | None = None
 ) -> tasks.StyleSettings:
@@ -71,7 +68,7 @@ def style_settings_of(
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleJob:
+class StyleCell:
     """One style transfer (``content_picture`` None: texture synthesis).
 
     ``content_net`` None: the style network also carries the content loss. ``style_layers``
@@ -93,7 +90,7 @@ class StyleJob:
     other_picture: str | None = None
 
     @classmethod
-    def from_cell(cls, cell: Cell, **overrides: Any) -> StyleJob:
+    def from_cell(cls, cell: Cell, **overrides: Any) -> StyleCell:
         """The job of a cell whose spec names its pictures (and, optionally, its networks)."""
         spec = cell.spec
         job = cls(
@@ -165,17 +162,18 @@ def style_settings(context: RunContext) -> Settings:
     }
 
 
-def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> CellOutput:
-    """Render one style transfer or texture and let the judges measure the picture."""
+def run_style_job(context: RunContext, settings: Settings, job: StyleCell) -> CellOutput:
+    """Render one style transfer or texture through the command line's pipeline
+    (:func:`paramviz.tasks.prepare_style`: its checks, memory budget and fixed-size handling)
+    and let the judges measure the picture."""
     from paramviz import render
 
     size, pooling, table = settings["size"], settings["pooling"], settings["layers"]
     style_net = context.backbone(job.style_net, pooling)
     layers = list(job.style_layers or table[job.style_net]["style"])
-    style_net.check_layers(layers, (size, size))
     style_image = context.picture(job.style_picture, size)
     inputs = {"style": job.style_picture}
-    content_image, content_net, extra = None, None, {}
+    content_image, content_net = None, None
     content_name = job.content_net or job.style_net
     content_layers: list[str] = []
     if job.content_picture is not None:
@@ -183,37 +181,36 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleJob) -> Cel
         inputs = {"content": job.content_picture, **inputs}
         content_layers = list(table[content_name]["content"])
         content_net = context.backbone(content_name, pooling)
-        content_net.check_layers(content_layers, (size, size))
-        if content_name != job.style_net:
-            extra = {"content": content_net}
     prior = prior_of(settings, job.prior)
-    joint = content_image is not None and not prior.deterministic
-    objective = tasks.style_objective(
-        style_net,
-        style_image,
-        layers,
-        content_image=content_image,
-        content_layers=content_layers,
-        content_net=content_net,
-        style=style_settings_of(settings, prior, job.content_weight),
-        joint=joint,
-    )
-    prior_transform = render.resolve_transforms(prior.transforms)
-    transform = with_reference(prior_transform, content_image[None]) if joint else prior_transform
-    from_content = settings["init"] == "content" and content_image is not None
-    init = start_picture(content_image, settings.get("init_noise", 0.0), job.seed)
-    result = render.render(
-        objective,
-        image_param(prior, job.seed, 1, size, init if from_content else None),
-        style_net,
-        transforms=transform,
+    render_settings = tasks.RenderSettings(
+        param=prior.param,
+        decorrelate=prior.decorrelate,
+        transforms=prior.transforms,
         steps=settings["steps"][job.optimizer],
         optimizer=job.optimizer,
-        learning_rate=settings["learning_rate"],
+        lr=settings["learning_rate"],
         seed=job.seed,
-        backbones=extra or None,
         progress=context.options.progress,
     )
+    style = dataclasses.replace(
+        style_settings_of(settings, prior, job.content_weight),
+        style_layers=tuple(layers),
+        content_layers=tuple(content_layers),
+    )
+    prepared = tasks.prepare_style(
+        style_net, tasks.Stage(style_image, content_image), render_settings, style, content_net
+    )
+    from_content = settings["init"] == "content" and content_image is not None
+    init = start_picture(content_image, settings.get("init_noise", 0.0), job.seed)
+    result = tasks.run_render(
+        prepared.objective,
+        image_param(prior, job.seed, 1, size, init if from_content else None),
+        style_net,
+        render_settings,
+        prepared.transforms,
+        backbones=prepared.networks or None,
+    )
+    prior_transform = render.resolve_transforms(prior.transforms)
     picture = result.image[0]
     periods = metrics.stride_periods(style_net, layers, size)
     values = judges.judge_picture(

@@ -255,34 +255,45 @@ class Stage:
 @dataclasses.dataclass(frozen=True)
 class StyleJob:
     """One stage of a style transfer, checked and ready to render: the objective, the
-    transforms, the picture size and what the sidecar records."""
+    transforms, the picture size, the networks besides the main one (a separate content
+    network) and what the sidecar records."""
 
     objective: objectives.Objective
     transforms: render.Transform
     hw: tuple[int, int]
     content_image: np.ndarray | None
     record: dict[str, Any]
+    networks: dict[str, Backbone] = dataclasses.field(default_factory=dict)
 
 
 def prepare_style(
-    backbone: Backbone, stage: Stage, settings: RenderSettings, style: StyleSettings
+    backbone: Backbone,
+    stage: Stage,
+    settings: RenderSettings,
+    style: StyleSettings,
+    content_net: Backbone | None = None,
 ) -> StyleJob:
     """The checked :class:`StyleJob` of one stage: layers and sizes are checked and the memory
-    estimated before anything is rendered."""
+    estimated before anything is rendered. ``content_net`` (default: ``backbone``) carries the
+    content loss, its layers from its own preset unless ``style.content_layers`` names them."""
     pictures = style_pictures(stage.style)
     content_image = stage.content
-    preset_style, preset_content = style_preset(backbone)
-    style_layers = list(style.style_layers or preset_style)
+    content_net = content_net or backbone
+    style_layers = list(style.style_layers or style_preset(backbone)[0])
     content_layers = []
     if content_image is not None:
-        content_layers = list(style.content_layers or preset_content)
+        content_layers = list(style.content_layers or style_preset(content_net)[1])
     hw = tuple(
         content_image.shape[:2] if content_image is not None else stage.hw or pictures[0].shape[:2]
     )
     style.blend_shares(len(pictures))  # as many blend weights as pictures
+    reads = [(backbone, style_layers + content_layers)]
+    if content_net is not backbone:
+        reads = [(backbone, style_layers), (content_net, content_layers)]
     for image_hw in dict.fromkeys((*(picture.shape[:2] for picture in pictures), hw)):
-        check_input_size(backbone, style_layers + content_layers, image_hw)
-        backbone.check_layers(style_layers + content_layers, image_hw)
+        for net, layers in reads:
+            check_input_size(net, layers, image_hw)
+            net.check_layers(layers, image_hw)
     for picture in pictures:  # the forward pass that reads its Gram targets
         needed, _ = budget.forward_bytes(backbone, style_layers, picture.shape[:2], ())
         what = f"reading a {picture.shape[0]}x{picture.shape[1]} style picture with {backbone.arch}"
@@ -294,11 +305,13 @@ def prepare_style(
         style_layers,
         content_image=content_image,
         content_layers=content_layers,
+        content_net=content_net,
         style=style,
         joint=joint,
         tv_weight=settings.tv_weight,
     )
-    check_render(objective, backbone, 1 + joint, hw, settings)
+    networks = {"content": content_net} if content_net is not backbone else {}
+    check_render(objective, backbone, 1 + joint, hw, settings, networks)
     transforms = render.resolve_transforms(settings.transforms)
     if joint:  # the content picture is compared under the same transform draw
         transforms = objectives.with_reference(transforms, content_image[None])
@@ -307,7 +320,7 @@ def prepare_style(
         "content_layers": content_layers,
         "style_sizes": [list(picture.shape[:2]) for picture in pictures],
     }
-    return StyleJob(objective, transforms, hw, content_image, record)
+    return StyleJob(objective, transforms, hw, content_image, record, networks)
 
 
 def style_start(
@@ -517,10 +530,13 @@ def check_render(
     batch: int,
     hw: tuple[int, int],
     settings: RenderSettings,
+    networks: Mapping[str, Backbone] | None = None,
 ) -> None:
-    """Before any array is built: the memory estimate (:mod:`paramviz.budget`) against what
-    the machine has (unless ``settings.force``), and every index the objective takes."""
-    layers = render.required_layers(objective, {objectives.MAIN: backbone})[objectives.MAIN]
+    """Before any array is built: the memory estimate (:mod:`paramviz.budget`, of the main
+    network) against what the machine has (unless ``settings.force``), and every index the
+    objective takes; ``networks``: the others it reads (a separate content network)."""
+    nets = {objectives.MAIN: backbone, **(networks or {})}
+    layers = render.required_layers(objective, nets)[objectives.MAIN]
     transform = network_transform(settings.transforms, backbone, layers)
     needs = budget.render_needs(
         backbone,
@@ -554,7 +570,8 @@ def run_render(
 ) -> render.RenderResult:
     """:func:`paramviz.render.render` with ``settings`` (``transforms``: instead of the
     settings' preset), on the network's input size."""
-    layers = render.required_layers(objective, {objectives.MAIN: backbone})[objectives.MAIN]
+    nets = {objectives.MAIN: backbone, **(render_options.get("backbones") or {})}
+    layers = render.required_layers(objective, nets)[objectives.MAIN]
     return render.render(
         objective,
         image_param,

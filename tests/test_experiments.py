@@ -27,7 +27,7 @@ from PIL import Image
 from paramviz import backbones
 from paramviz.cli import main
 from paramviz.errors import UserError
-from paramviz.experiments import priors, robustness, runner, style_job
+from paramviz.experiments import priors, robustness, runner
 from paramviz.render import network_features, required_layers
 
 EXPERIMENTS = (
@@ -291,7 +291,7 @@ def test_joint_content_under_the_identity_equals_plain_content():
     joint = objectives.normalised_style_transfer(style_targets, content_targets, joint=True)
     nets = {"main": net}
     image = picture[None]
-    batch = style_job.with_reference(lambda key, x: x, content[None])(jax.random.PRNGKey(0), image)
+    batch = objectives.with_reference(lambda key, x: x, content[None])(jax.random.PRNGKey(0), image)
     plain_value = plain(network_features(nets, required_layers(plain, nets), image, image))
     joint_value = joint(network_features(nets, required_layers(joint, nets), image, batch))
     assert float(plain_value) < 0

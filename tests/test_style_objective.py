@@ -96,7 +96,7 @@ def grid_objective(monkeypatch, files, net, prior: str) -> Captured:
         picture=lambda name, size: read_image(files[name], size),
         options=types.SimpleNamespace(progress=False),
     )
-    job = style_job.StyleJob("net", "style", prior, "adam", 0, content_picture="content")
+    job = style_job.StyleCell("net", "style", prior, "adam", 0, content_picture="content")
     with pytest.raises(Captured) as caught:
         style_job.run_style_job(context, settings, job)
     return caught.value

@@ -184,7 +184,7 @@ def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
         points = search_points(context, settings)
         target = float(np.median([d for pts in points.values() for _, d in pts]))
         weight = matched_weight(points[cell.backbone], target)
-    job = style_job.StyleJob.from_cell(cell, content_weight=weight)
+    job = style_job.StyleCell.from_cell(cell, content_weight=weight)
     output = style_job.run_style_job(context, settings, job)
     output.metrics = output.metrics | {"content_weight": weight}
     return output

@@ -76,7 +76,7 @@ def plan(settings: Settings) -> list[Cell]:
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
     layer = cell.spec["layer"]
-    job = style_job.StyleJob.from_cell(cell, style_layers=(layer,))
+    job = style_job.StyleCell.from_cell(cell, style_layers=(layer,))
     output = style_job.run_style_job(context, settings, job)
     r = layer_r(context, settings["robustness"], cell.backbone, layer)
     output.metrics = {"R": r} | output.metrics

@@ -88,7 +88,7 @@ def plan(settings: Settings) -> list[Cell]:
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
-    return style_job.run_style_job(context, settings, style_job.StyleJob.from_cell(cell))
+    return style_job.run_style_job(context, settings, style_job.StyleCell.from_cell(cell))
 
 
 def style_rows(settings: Settings, records) -> list[dict]:

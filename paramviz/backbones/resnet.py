@@ -68,7 +68,7 @@ class ResidualUnit(nn.Module):
         return ops.relu(y + x, redirect)
 
 
-class Stage(nn.Module):
+class ResidualStage(nn.Module):
     """``layerK``: holds its blocks as submodules ``0``, ``1``, ... (called one block at a time)."""
 
     @nn.compact
@@ -88,7 +88,7 @@ class ResidualBlock(Step):
 
     def __call__(self, x, redirect, shared):
         if self.stage not in shared:
-            shared[self.stage] = Stage(name=self.stage)
+            shared[self.stage] = ResidualStage(name=self.stage)
         return shared[self.stage](x, redirect, self)
 
     def param_refs(self):
