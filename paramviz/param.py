@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from paramviz.errors import UserError
 from paramviz.rng import normal
 
 
@@ -220,6 +221,21 @@ def _height_width(size: Size) -> tuple[int, int]:
     return int(h), int(w)
 
 
+MIN_SPECTRUM_SIDE = 2  # below it the photographs' gain has no ring to read, MACO no phase
+
+
+def _spectrum_size(size: Size, kind: str) -> tuple[int, int]:
+    """``size`` as (H, W), refused in one line when it is too small to hold a spectrum."""
+    h, w = _height_width(size)
+    if min(h, w) < MIN_SPECTRUM_SIDE:
+        raise UserError(
+            f"a {h}x{w} picture is too small for the {kind} parameterisation (a spectrum "
+            f"needs at least {MIN_SPECTRUM_SIDE} pixels a side): use a larger --size or "
+            "--param pixel"
+        )
+    return h, w
+
+
 def _init_batch(init: Any, batch: int | None, h: int, w: int) -> np.ndarray:
     """``init`` as a float32 (batch, h, w, 3) array; a single image or batch of 1 is repeated."""
     images = np.asarray(init, dtype=np.float32)
@@ -287,7 +303,7 @@ def fourier(
     ``gain="photo"`` replaces Lucid's ``1/f**decay_power`` gain by :func:`photo_gain`.
     ``batch`` defaults to the number of ``init`` images, else 1.
     """
-    h, w = _height_width(size)
+    h, w = _spectrum_size(size, "fourier")
     if gain not in GAINS:
         raise ValueError(f"unknown gain {gain!r}; choose one of {GAINS}")
     scale = photo_gain(h, w) if gain == "photo" else spectrum_scale(h, w, decay_power)
@@ -353,6 +369,13 @@ def natural_magnitude(h: int, w: int) -> np.ndarray:
     return magnitude
 
 
+def photo_fourier(size: Size, batch: int | None = None, **options: Any) -> ImageParam:
+    """:func:`fourier` with the gain of photographs (:func:`photo_gain`): the ``fourier`` the
+    command line and the experiments use, because under Adam Lucid's 1/f gain grows a 2-pixel
+    checkerboard where a network barely looks (experiments/README.md)."""
+    return fourier(size, batch, gain="photo", **options)
+
+
 def maco(
     size: Size,
     batch: int | None = None,
@@ -371,7 +394,7 @@ def maco(
     by a sigmoid, as in Horama's ``maco_preconditioner``. ``init`` takes an image's *phase* (its
     magnitude is replaced by the fixed one, so the start resembles it but is not it).
     """
-    h, w = _height_width(size)
+    h, w = _spectrum_size(size, "maco")
     magnitude = natural_magnitude(h, w) if magnitude is None else np.asarray(magnitude, np.float32)
     expected = (3, h, _fft_width(w) // 2 + 1)
     if magnitude.shape != expected:

@@ -53,7 +53,7 @@ class RenderSettings:
     """How a picture is optimised (the CLI's shared flags, with their defaults)."""
 
     param: str = "fourier"
-    """The image parameterisation: ``pixel``, ``fourier`` (Lucid's) or ``maco``."""
+    """The image parameterisation (:data:`~paramviz.vocabulary.PARAMETERISATIONS`)."""
     decorrelate: bool = True
     transforms: str = "none"
     """A transforms preset: ``none``, ``standard`` (Lucid's) or ``mild``."""
@@ -69,7 +69,8 @@ class RenderSettings:
 
     def __post_init__(self) -> None:
         """Absurd values fail here, before anything is built."""
-        _check("param", self.param in PARAMETERISATIONS, f"one of {PARAMETERISATIONS}", self.param)
+        names = PARAMETERISATIONS.names()
+        _check("param", self.param in PARAMETERISATIONS, f"one of {names}", self.param)
         _check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}", self.optimizer)
         _check("steps", _whole(self.steps) and self.steps >= 0, "a whole number >= 0", self.steps)
         _check("lr", _finite(self.lr) and self.lr > 0, "a finite number above 0", self.lr)
@@ -140,9 +141,6 @@ class StyleSettings:
         return tuple(float(w) / float(sum(weights)) for w in weights)
 
 
-MIN_SPECTRUM_SIDE = 2  # below it the photographs' gain has no ring to read, MACO no phase
-
-
 def make_param(
     kind: str,
     batch: int,
@@ -152,19 +150,9 @@ def make_param(
     decorrelate: bool = True,
     init: Any = None,
 ) -> param.ImageParam:
-    """The parameterisation called ``kind`` (:data:`PARAMETERISATIONS`), from noise or ``init``."""
-    if kind not in PARAMETERISATIONS:
-        raise UserError(f"unknown parameterisation {kind!r}; choose one of {PARAMETERISATIONS}")
-    if kind != "pixel" and min(hw) < MIN_SPECTRUM_SIDE:
-        raise UserError(
-            f"a {hw[0]}x{hw[1]} picture is too small for the {kind} parameterisation (a spectrum "
-            f"needs at least {MIN_SPECTRUM_SIDE} pixels a side): use a larger --size or "
-            "--param pixel"
-        )
-    # fourier: Lucid's, with the gain of photographs (param.photo_gain): under Adam, Lucid's 1/f
-    # gain grows a 2-px checkerboard where a network barely looks (experiments/README.md)
-    fourier = functools.partial(param.fourier, gain="photo")
-    make = {"pixel": param.pixel, "fourier": fourier, "maco": param.maco}[kind]
+    """The parameterisation called ``kind`` (:data:`~paramviz.vocabulary.PARAMETERISATIONS`),
+    from noise or ``init``."""
+    make = PARAMETERISATIONS[kind].load()
     return make(hw, batch, key=rng.key(seed), decorrelate=decorrelate, init=init)
 
 

@@ -88,24 +88,12 @@ def test_every_help_has_a_description_and_shows_every_default(monkeypatch):
 
 
 def test_the_command_line_offers_the_librarys_names():
-    """The parser is built without jax, so its choices are spelled in paramviz.vocabulary (and
-    the weights sets in the CLI): they must be the names the library accepts."""
+    """The parser is built without jax, so the names kept apart from the library (presets,
+    smoothing) are spelled again in paramviz.vocabulary: they must be the library's own."""
     from paramviz import objectives, transforms, vocabulary
-    from paramviz.experiments.backbone_sets import WEIGHTS_SETS
 
     assert vocabulary.TRANSFORM_PRESETS == tuple(transforms.PRESETS)
     assert vocabulary.SMOOTHING == objectives.SMOOTHING
-    every = commands(build_parser())
-    choices = {
-        (name, action.dest): tuple(action.choices)
-        for name, parser in every.items()
-        for action in parser._actions
-        if action.choices is not None and not isinstance(action, argparse._SubParsersAction)
-    }
-    assert choices[("experiment run", "weights_set")] == WEIGHTS_SETS
-    assert choices[("visualize", "transforms")] == vocabulary.TRANSFORM_PRESETS
-    assert choices[("style", "param")] == vocabulary.PARAMETERISATIONS
-    assert choices[("style", "optimizer")] == vocabulary.OPTIMIZERS
 
 
 # ----------------------------------------------------------------------------- weights' sha256

@@ -27,6 +27,7 @@ from paramviz.cli.common import add_command, add_progress_flags, from_flags, spl
 from paramviz.errors import UserError
 from paramviz.vocabulary import (
     JOB_DEFAULTS,
+    OBJECTIVE_KINDS,
     OPTIMIZERS,
     PARAMETERISATIONS,
     SMOOTHING,
@@ -72,7 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="OBJECTIVE",
-        help="what to maximise (repeatable; see above)",
+        help="what to maximise (repeatable): 'layer:channel' (e.g. layer4:12), a channel range "
+        "'layer:0-15' or a comma-separated list, one image each; or "
+        + "; ".join(f"'{e.grammar or e.name}': {e.help}" for e in OBJECTIVE_KINDS),
     )
     add_render_flags(visualize, **JOB_DEFAULTS["visualize"], output="visualize.png", rectangle=True)
     visualize.add_argument(
@@ -137,10 +140,10 @@ def add_render_flags(
     parser.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (Gatys: avg)")
     parser.add_argument(
         "--param",
-        choices=PARAMETERISATIONS,
+        choices=PARAMETERISATIONS.names(),
         default="fourier",
-        help="image parameterisation: pixels, Lucid's decorrelated Fourier spectrum, or MACO "
-        "(its phase only, against a fixed natural-image magnitude)",
+        help="image parameterisation: "
+        + "; ".join(f"{e.name}: {e.help}" for e in PARAMETERISATIONS),
     )
     parser.add_argument(
         "--decorrelate",
@@ -336,12 +339,8 @@ def run_texture(args: argparse.Namespace) -> int:
 def run_visualize(args: argparse.Namespace) -> int:
     """Activation maximisation (channels, neurons, logits).
 
-    Activation maximisation. OBJECTIVE is 'layer:channel' (e.g. layer4:12), a channel range
-    'layer:0-15', 'neuron:layer:channel', 'logit:class' or 'direction:layer:VECTOR' (a .npy
-    file or numbers separated by spaces, one per channel); each renders as one image.
-    'diversity:layer[:weight]' subtracts Lucid's diversity of the batch at that layer
-    (weight 100 unless given). Several objectives, a range or --batch render as one batch
-    and a labelled contact sheet."""
+    Render every --objective, one image each; several objectives, a range
+    or --batch render as one batch and a labelled contact sheet."""
     from paramviz import jobs
 
     if args.init == "content":

@@ -1,6 +1,9 @@
 """The one grammar for objective strings, shared by the CLI, the experiments and :func:`render`.
 
-A *unit* is one image's objective::
+The kinds written ``kind:...`` are the entries of
+:data:`paramviz.vocabulary.OBJECTIVE_KINDS` (each with its grammar and its parser, here for the
+built-in ones); a plain ``layer:channel`` is a channel. The built-in ones: a *unit* is one image's
+objective::
 
     layer:channel            channel(layer, channel)         e.g. layer4:12, relu3_1:0
     neuron:layer:channel     neuron(layer, channel)          the centre position
@@ -31,16 +34,18 @@ import numpy as np
 from paramviz.errors import UserError
 from paramviz.objectives.activation import channel, direction, diversity, logit, neuron
 from paramviz.objectives.core import PSEUDO_LAYERS, Objective
+from paramviz.vocabulary import OBJECTIVE_KINDS
 
 _RANGE = re.compile(r"^(?P<layer>[^:]+):(?P<start>\d+)-(?P<stop>\d+)$")
 _INTEGER = re.compile(r"^-?\d+$")
 DIVERSITY_WEIGHT = 100.0
 """Lucid's notebooks subtract ``1e2 * diversity(layer)``."""
-GRAMMAR = (
-    "expected 'layer:channel' (e.g. layer4:12), a range 'layer:0-15', "
-    "'neuron:layer:channel', 'logit:class', 'direction:layer:VECTOR' or "
-    "'diversity:layer[:weight]'"
-)
+
+
+def grammar() -> str:
+    """How an objective is written, every registered kind included (for error messages)."""
+    kinds = ", ".join(f"'{entry.grammar or entry.name}'" for entry in OBJECTIVE_KINDS)
+    return f"expected 'layer:channel' (e.g. layer4:12), a range 'layer:0-15', or one of {kinds}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +85,8 @@ def spec_layers(specs: Sequence[str]) -> list[str]:
 
 
 def _is_batch_term(item: str) -> bool:
-    return item.partition(":")[0].strip() == "diversity"
+    kind = item.partition(":")[0].strip()
+    return kind in OBJECTIVE_KINDS and OBJECTIVE_KINDS[kind].batch_term
 
 
 def expand(specs: Sequence[str]) -> list[str]:
@@ -98,7 +104,7 @@ def expand(specs: Sequence[str]) -> list[str]:
         else:
             units.append(item)
     if not units:
-        raise UserError(f"no objective with an image of its own given: {GRAMMAR}")
+        raise UserError(f"no objective with an image of its own given: {grammar()}")
     return units
 
 
@@ -106,18 +112,36 @@ def parse(unit: str, batch: int | None = None) -> Objective:
     """The objective a unit string or batch term names (see the module docstring), on image
     ``batch`` (batch terms always read the whole batch)."""
     kind, _, rest = unit.strip().partition(":")
-    if kind == "neuron" and (found := _layer_index(rest)):
-        return neuron(*found, batch=batch)
-    if kind == "logit" and _INTEGER.match(rest.strip()):
-        return logit(_unit_index(rest, unit), batch=batch)
-    if kind == "direction" and (found := _layer_vector(rest)):
-        return direction(*found, batch=batch)
-    if kind == "diversity" and (found := _layer_weight(rest)):
-        layer, weight = found
-        return -weight * diversity(layer)
+    if kind in OBJECTIVE_KINDS:
+        objective = OBJECTIVE_KINDS[kind].load()(rest, unit, batch)
+        if objective is not None:
+            return objective
     if found := _layer_index(unit):
         return channel(*found, batch=batch)
-    raise UserError(f"cannot read objective {unit!r}: {GRAMMAR}")
+    raise UserError(f"cannot read objective {unit!r}: {grammar()}")
+
+
+def neuron_of(rest: str, unit: str, batch: int | None) -> Objective | None:
+    """``neuron:layer:channel``."""
+    found = _layer_index(rest)
+    return None if found is None else neuron(*found, batch=batch)
+
+
+def logit_of(rest: str, unit: str, batch: int | None) -> Objective | None:
+    """``logit:class``."""
+    return logit(_unit_index(rest, unit), batch=batch) if _INTEGER.match(rest.strip()) else None
+
+
+def direction_of(rest: str, unit: str, batch: int | None) -> Objective | None:
+    """``direction:layer:VECTOR``."""
+    found = _layer_vector(rest)
+    return None if found is None else direction(*found, batch=batch)
+
+
+def diversity_of(rest: str, unit: str, batch: int | None) -> Objective | None:
+    """``diversity:layer[:weight]``, subtracted (a batch term: ``batch`` is not used)."""
+    found = _layer_weight(rest)
+    return None if found is None else -found[1] * diversity(found[0])
 
 
 def _layer_vector(text: str) -> tuple[str, np.ndarray] | None:
@@ -197,4 +221,4 @@ def as_objective(spec: Objective | str) -> Objective:
         return spec
     if isinstance(spec, str):
         return parse(spec)
-    raise UserError(f"cannot read objective {spec!r}: {GRAMMAR}")
+    raise UserError(f"cannot read objective {spec!r}: {grammar()}")
