@@ -25,6 +25,7 @@ from paramviz.cli.checks import (
 )
 from paramviz.cli.common import add_command, add_progress_flags, from_flags, split_list
 from paramviz.errors import UserError
+from paramviz.settings import RenderSettings, StyleSettings, default
 from paramviz.vocabulary import (
     JOB_DEFAULTS,
     OBJECTIVE_KINDS,
@@ -141,14 +142,14 @@ def add_render_flags(
     parser.add_argument(
         "--param",
         choices=PARAMETERISATIONS.names(),
-        default="fourier",
+        default=default(RenderSettings, "param"),
         help="image parameterisation: "
         + "; ".join(f"{e.name}: {e.help}" for e in PARAMETERISATIONS),
     )
     parser.add_argument(
         "--decorrelate",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=default(RenderSettings, "decorrelate"),
         help="Lucid's decorrelated colour space",
     )
     parser.add_argument(
@@ -171,12 +172,19 @@ def add_render_flags(
         parser.add_argument(
             "--size", type=positive, default=256, help="longer image side in pixels"
         )
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimiser")
-    parser.add_argument("--lr", type=rate, default=0.05, help="Adam learning rate")
+    parser.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=default(RenderSettings, "optimizer"),
+        help="optimiser",
+    )
+    parser.add_argument(
+        "--lr", type=rate, default=default(RenderSettings, "lr"), help="Adam learning rate"
+    )
     parser.add_argument(
         "--seed",
         type=seed,
-        default=0,
+        default=default(RenderSettings, "seed"),
         help="seed of the random start and the transforms, 0 to 2**32 - 1",
     )
     parser.add_argument(
@@ -189,14 +197,14 @@ def add_render_flags(
     parser.add_argument(
         "--save-every",
         type=count,
-        default=0,
+        default=default(RenderSettings, "save_every"),
         metavar="N",
         help="also save a snapshot PNG every N steps (and an animated GIF)",
     )
     parser.add_argument(
         "--tv-weight",
         type=weight,
-        default=0.0,
+        default=default(RenderSettings, "tv_weight"),
         help="total-variation penalty on the picture (default 0: off); summed over its pixels, "
         "so its pull grows with the picture's size (neural-style's default 1e-3 is on another "
         "scale)",
@@ -210,17 +218,28 @@ def add_style_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of ``style`` and ``texture``."""
     parser.add_argument("--style-layers", help="comma-separated (default: the backbone's preset)")
     parser.add_argument("--content-layers", help="comma-separated (default: the preset)")
-    parser.add_argument("--style-weight", type=weight, default=1.0, help="weight of the style loss")
     parser.add_argument(
-        "--content-weight", type=weight, default=1.0, help="weight of the content loss"
+        "--style-weight",
+        type=weight,
+        default=default(StyleSettings, "style_weight"),
+        help="weight of the style loss",
     )
     parser.add_argument(
-        "--style-loss", choices=STYLE_LOSSES, default="l1", help="l1 (Lucid) or mse (Gatys)"
+        "--content-weight",
+        type=weight,
+        default=default(StyleSettings, "content_weight"),
+        help="weight of the content loss",
+    )
+    parser.add_argument(
+        "--style-loss",
+        choices=STYLE_LOSSES,
+        default=default(StyleSettings, "style_loss"),
+        help="l1 (Lucid) or mse (Gatys)",
     )
     parser.add_argument(
         "--smooth-activations",
         choices=SMOOTHING,
-        default="none",
+        default=default(StyleSettings, "smoothing"),
         help="SWAG: a softmax over each layer's activations before the Gram and content losses, "
         "across channels at every position or over the whole tensor",
     )
