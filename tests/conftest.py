@@ -52,28 +52,14 @@ def network_passes(monkeypatch) -> list[str]:
     return calls
 
 
-_TORCHVISION_OPS: list = []  # the op library must live as long as the session
-
-
 @pytest.fixture(scope="session")
 def torchvision_on_cpu():
-    """``torchvision`` imported beside CPU torch; skipped when it is not installed.
-
-    The torchvision 0.28 wheel is a CUDA build whose import registers fake kernels for its
-    ``nms`` and ``qnms`` operators and fails unless the operators exist: define their schemas
-    first (nothing here calls them).
-    """
+    """``torchvision`` imported beside CPU torch (:mod:`helpers.torchvision_cpu`); skipped when
+    it is not installed."""
     import importlib.util
+
+    from helpers.torchvision_cpu import import_torchvision
 
     if importlib.util.find_spec("torchvision") is None:
         pytest.skip("torchvision is not installed (pip install -e '.[test]')")
-    import torch
-
-    if not _TORCHVISION_OPS:
-        library = torch.library.Library("torchvision", "DEF")
-        library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _TORCHVISION_OPS.append(library)
-    import torchvision
-
-    return torchvision
+    return import_torchvision()

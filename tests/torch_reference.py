@@ -1,4 +1,5 @@
-"""PyTorch reference networks with torchvision's parameter names (torchvision itself unused).
+"""PyTorch reference networks: torchvision's own models (VGG, AlexNet, ResNet), and the two
+networks torchvision does not have (the normalised VGG-19 trunk, a plain sequential CNN).
 
 ``build(arch, **options)`` returns a module with random weights and non-trivial batch-norm
 statistics; ``taps(model, arch, images)`` runs it and returns every paramviz tap, keyed by the
@@ -15,133 +16,23 @@ VGG_CONVS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-class VGG(nn.Module):
-    """torchvision.models.VGG (non-inplace ReLUs so hooks see the pre-ReLU values)."""
-
-    def __init__(self, depth: str, batch_norm: bool, num_classes: int, pooling: str = "max"):
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for count, out in zip(VGG_CONVS[depth], (64, 128, 256, 512, 512), strict=True):
-            for _ in range(count):
-                layers.append(nn.Conv2d(channels, out, 3, padding=1))
-                if batch_norm:
-                    layers.append(nn.BatchNorm2d(out))
-                layers.append(nn.ReLU())
-                channels = out
-            layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(),
-            nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )  # fmt: skip
-
-    def forward(self, x):
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+TORCHVISION = ("vgg16", "vgg19", "vgg16_bn", "alexnet", "resnet18", "resnet50")
 
 
-class AlexNet(nn.Module):
-    """torchvision.models.AlexNet (64-192-384-256-256)."""
+def torchvision_model(arch: str, num_classes: int, pooling: str = "max") -> nn.Module:
+    """torchvision's ``arch``, its ReLUs made out-of-place so that hooks see every module's own
+    output; ``pooling="avg"``: a VGG's 2x2 max pools as average pools (Gatys et al.)."""
+    from helpers.torchvision_cpu import import_torchvision
 
-    def __init__(self, num_classes: int = 1000):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
-        )  # fmt: skip
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),
-            nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(),
-            nn.Linear(4096, num_classes),
-        )  # fmt: skip
-
-    def forward(self, x):
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
-
-
-def _conv(cin, cout, kernel, stride=1):
-    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, cin, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1, self.bn1 = _conv(cin, planes, 3, stride), nn.BatchNorm2d(planes)
-        self.conv2, self.bn2 = _conv(planes, planes, 3), nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    """torchvision v1.5: the stride is on the 3×3 conv."""
-
-    expansion = 4
-
-    def __init__(self, cin, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1, self.bn1 = _conv(cin, planes, 1), nn.BatchNorm2d(planes)
-        self.conv2, self.bn2 = _conv(planes, planes, 3, stride), nn.BatchNorm2d(planes)
-        self.conv3, self.bn3 = _conv(planes, planes * 4, 1), nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-class ResNet(nn.Module):
-    """torchvision.models.ResNet."""
-
-    def __init__(self, block, blocks_per_stage, num_classes=1000):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        channels = 64
-        for number, (count, planes) in enumerate(
-            zip(blocks_per_stage, (64, 128, 256, 512), strict=True), start=1
-        ):
-            stride = 1 if number == 1 else 2
-            blocks = []
-            for index in range(count):
-                s = stride if index == 0 else 1
-                downsample = None
-                if s != 1 or channels != planes * block.expansion:
-                    downsample = nn.Sequential(
-                        _conv(channels, planes * block.expansion, 1, s),
-                        nn.BatchNorm2d(planes * block.expansion),
-                    )
-                blocks.append(block(channels, planes, s, downsample))
-                channels = planes * block.expansion
-            setattr(self, f"layer{number}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+    model = getattr(import_torchvision().models, arch)(weights=None, num_classes=num_classes)
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    if pooling == "avg":
+        for index, layer in enumerate(model.features):
+            if isinstance(layer, nn.MaxPool2d):
+                model.features[index] = nn.AvgPool2d(2, 2)
+    return model
 
 
 def normalised_vgg19() -> nn.Sequential:
@@ -187,15 +78,8 @@ def build(arch: str, seed: int = 0, input_size: tuple[int, int] = (32, 32), **op
     """Reference model for ``arch`` with random weights and batch-norm statistics, eval mode."""
     torch.manual_seed(seed)
     num_classes = options.get("num_classes", 1000)
-    if arch in ("vgg16", "vgg19", "vgg16_bn"):
-        depth = arch.removesuffix("_bn")
-        model = VGG(depth, arch.endswith("_bn"), num_classes, options.get("pooling", "max"))
-    elif arch == "alexnet":
-        model = AlexNet(num_classes)
-    elif arch == "resnet18":
-        model = ResNet(BasicBlock, (2, 2, 2, 2), num_classes)
-    elif arch == "resnet50":
-        model = ResNet(Bottleneck, (3, 4, 6, 3), num_classes)
+    if arch in TORCHVISION:
+        model = torchvision_model(arch, num_classes, options.get("pooling", "max"))
     elif arch == "vgg19_normalised":
         model = normalised_vgg19()
     elif arch == "sequential":
