@@ -202,14 +202,8 @@ def run_style_job(context: RunContext, settings: Settings, job: StyleCell) -> Ce
     )
     from_content = settings["init"] == "content" and content_image is not None
     init = start_picture(content_image, settings.get("init_noise", 0.0), job.seed)
-    result = tasks.run_render(
-        prepared.objective,
-        image_param(prior, job.seed, 1, size, init if from_content else None),
-        style_net,
-        render_settings,
-        prepared.transforms,
-        backbones=prepared.networks or None,
-    )
+    start = image_param(prior, job.seed, 1, size, init if from_content else None)
+    result = tasks.run_render(prepared.plan, start, render_settings)
     prior_transform = render.resolve_transforms(prior.transforms)
     picture = result.image[0]
     periods = metrics.stride_periods(style_net, layers, size)

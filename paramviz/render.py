@@ -410,6 +410,7 @@ def render(
     thresholds: Sequence[int] = (),
     relu_redirect_steps: int = 0,
     backbones: Mapping[str, Backbone] | None = None,
+    layers: Mapping[str, Sequence[str]] | None = None,
     callback: Callback | None = None,
     progress: bool | None = None,
     sync_every: int = 64,
@@ -418,8 +419,10 @@ def render(
 
     ``backbone`` is network ``"main"``; ``backbones`` adds more by name (e.g. a separate content
     network ``{"content": net}`` read by ``content(..., network="content")``); every network sees
-    the same transformed batch. For the first ``relu_redirect_steps`` steps the networks use
-    Lucid's redirected ReLU gradient (Lucid: 16). ``callback(step, image, loss)`` runs and a
+    the same transformed batch. ``layers``: what the objective reads of each network, when a
+    plan has worked it out already (:func:`required_layers` otherwise). For the first
+    ``relu_redirect_steps`` steps the networks use Lucid's redirected ReLU gradient (Lucid: 16).
+    ``callback(step, image, loss)`` runs and a
     snapshot is kept at each threshold. A non-finite loss stops the run with a warning and returns
     the last finite image (``stopped_reason`` says why).
 
@@ -431,7 +434,11 @@ def render(
     clock = time.perf_counter()
     objective = as_objective(objective)
     networks = _networks(backbone, backbones)
-    layers = required_layers(objective, networks)
+    layers = (
+        {n: tuple(ls) for n, ls in layers.items()}
+        if layers
+        else required_layers(objective, networks)
+    )
     used = {name: networks[name] for name in layers}
     opt, opt_key = resolve_optimizer(optimizer, learning_rate)
     boundaries = _validate_schedule(steps, thresholds, sync_every)

@@ -130,16 +130,13 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class StyleJob:
-    """One stage of a style transfer, checked and ready to render: the objective, the
-    transforms, the picture size, the networks besides the main one (a separate content
-    network) and what the sidecar records."""
+    """One stage of a style transfer, checked and ready to render: its plan, the picture size,
+    the content picture and what the sidecar records."""
 
-    objective: objectives.Objective
-    transforms: render.Transform
+    plan: RenderPlan
     hw: tuple[int, int]
     content_image: np.ndarray | None
     record: dict[str, Any]
-    networks: dict[str, Backbone] = dataclasses.field(default_factory=dict)
 
 
 def prepare_style(
@@ -186,17 +183,17 @@ def prepare_style(
         joint=joint,
         tv_weight=settings.tv_weight,
     )
-    networks = {"content": content_net} if content_net is not backbone else {}
-    check_render(objective, backbone, 1 + joint, hw, settings, networks)
     transforms = render.resolve_transforms(settings.transforms)
     if joint:  # the content picture is compared under the same transform draw
         transforms = objectives.with_reference(transforms, content_image[None])
+    networks = {"content": content_net} if content_net is not backbone else {}
+    plan = plan_render(objective, backbone, 1, hw, settings, transforms, networks)
     record = {
         "style_layers": style_layers,
         "content_layers": content_layers,
         "style_sizes": [list(picture.shape[:2]) for picture in pictures],
     }
-    return StyleJob(objective, transforms, hw, content_image, record, networks)
+    return StyleJob(plan, hw, content_image, record)
 
 
 def style_start(
@@ -291,7 +288,7 @@ def multiscale_style_transfer(
     start = style_start(jobs[0], style, init_image)
     for job in jobs[:-1]:
         image_param = _style_param(job, early, start)
-        result = run_render(job.objective, image_param, backbone, early, job.transforms)
+        result = run_render(job.plan, image_param, early)
         start = result.image[0]
     final = jobs[-1]
     finish = None
@@ -300,12 +297,10 @@ def multiscale_style_transfer(
     stage_sizes = {"stage_sizes": [list(job.hw) for job in jobs]} if len(jobs) > 1 else {}
     settings_record = {**dataclasses.asdict(style), **(record or {}), **final.record, **stage_sizes}
     return render_result(
-        final.objective,
+        final.plan,
         _style_param(final, settings, start),
-        backbone,
         settings,
         settings_record,
-        transforms=final.transforms,
         finish=finish,
         snapshot_to=snapshot_to,
     )
@@ -351,7 +346,7 @@ def visualize(
     objective, units = objectives.batch_objective(specs, copies)
     if settings.tv_weight:
         objective = objective - settings.tv_weight * objectives.total_variation(objectives.IMAGE)
-    check_render(objective, backbone, len(units), hw, settings)
+    plan = plan_render(objective, backbone, len(units), hw, settings)
     init = None if init_image is None else np.repeat(resized(init_image, hw)[None], len(units), 0)
     image_param = make_param(
         settings.param,
@@ -364,9 +359,8 @@ def visualize(
     extra = {"objective": list(specs), "units": units, "size": size, **(record or {})}
     extra["relu_redirect_steps"] = relu_redirect_steps
     return render_result(
-        objective,
+        plan,
         image_param,
-        backbone,
         settings,
         extra,
         labels=units,
@@ -400,23 +394,48 @@ def network_transform(
     return transforms_lib.compose(transform, transforms_lib.resize_to(*fixed))
 
 
-def check_render(
+@dataclasses.dataclass(frozen=True)
+class RenderPlan:
+    """A render request, worked out once before anything is built: the objective, the networks
+    it reads (``main`` first) and the layers it needs of each, the transform the images go
+    through (with the resize to the input size of a network that runs at one size only), and
+    the layers' shapes and memory the estimate found. The checks read it; :func:`run_render`
+    executes it."""
+
+    objective: objectives.Objective
+    networks: dict[str, Backbone]
+    layers: dict[str, tuple[str, ...]]
+    transform: render.Transform
+    shapes: dict[str, tuple[int, ...]]
+    bytes: int
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.networks[objectives.MAIN]
+
+
+def plan_render(
     objective: objectives.Objective,
     backbone: Backbone,
     batch: int,
     hw: tuple[int, int],
     settings: RenderSettings,
+    transforms: render.Transform | None = None,
     networks: Mapping[str, Backbone] | None = None,
-) -> None:
-    """Before any array is built: the memory estimate (:mod:`paramviz.budget`, of the main
-    network) against what the machine has (unless ``settings.force``), and every index the
-    objective takes; ``networks``: the others it reads (a separate content network)."""
+) -> RenderPlan:
+    """The :class:`RenderPlan` of ``batch`` images of ``hw`` through ``transforms`` (default:
+    the settings' preset); ``networks``: the others the objective reads (a separate content
+    network). Before any array is built: the memory estimate (:mod:`paramviz.budget`, of the
+    main network) against what the machine has (unless ``settings.force``), and every index the
+    objective takes."""
     nets = {objectives.MAIN: backbone, **(networks or {})}
-    layers = render.required_layers(objective, nets)[objectives.MAIN]
-    transform = network_transform(settings.transforms, backbone, layers)
+    layers = render.required_layers(objective, nets)
+    transform = network_transform(
+        transforms or settings.transforms, backbone, layers[objectives.MAIN]
+    )
     needs = budget.render_needs(
         backbone,
-        layers,
+        layers[objectives.MAIN],
         batch,
         hw,
         transform,
@@ -426,6 +445,7 @@ def check_render(
     what = f"rendering {batch} image(s) of {hw[0]}x{hw[1]} with {backbone.arch}"
     budget.check_fits(needs.bytes, what, settings.force)
     objective.check_indices({objectives.MAIN: needs.shapes})
+    return RenderPlan(objective, nets, layers, transform, needs.shapes, needs.bytes)
 
 
 def output_files(output: str | Path, settings: RenderSettings) -> list[Path]:
@@ -437,22 +457,16 @@ def output_files(output: str | Path, settings: RenderSettings) -> list[Path]:
 
 
 def run_render(
-    objective: objectives.Objective,
-    image_param: param.ImageParam,
-    backbone: Backbone,
-    settings: RenderSettings,
-    transforms: render.Transform | str | None = None,
-    **render_options: Any,
+    plan: RenderPlan, image_param: param.ImageParam, settings: RenderSettings, **render_options: Any
 ) -> render.RenderResult:
-    """:func:`paramviz.render.render` with ``settings`` (``transforms``: instead of the
-    settings' preset), on the network's input size."""
-    nets = {objectives.MAIN: backbone, **(render_options.get("backbones") or {})}
-    layers = render.required_layers(objective, nets)[objectives.MAIN]
+    """:func:`paramviz.render.render` of ``plan`` with ``settings``."""
     return render.render(
-        objective,
+        plan.objective,
         image_param,
-        backbone,
-        transforms=network_transform(transforms or settings.transforms, backbone, layers),
+        plan.backbone,
+        transforms=plan.transform,
+        layers=plan.layers,
+        backbones={k: v for k, v in plan.networks.items() if k != objectives.MAIN} or None,
         steps=settings.steps,
         optimizer=settings.optimizer,
         learning_rate=settings.lr,
@@ -464,38 +478,33 @@ def run_render(
 
 
 def render_result(
-    objective: objectives.Objective,
+    plan: RenderPlan,
     image_param: param.ImageParam,
-    backbone: Backbone,
     settings: RenderSettings,
     record: Mapping[str, Any],
     *,
     labels: Sequence[str] | None = None,
-    transforms: render.Transform | str | None = None,
     finish: Callable[[np.ndarray], np.ndarray] | None = None,
     snapshot_to: str | Path | None = None,
     **render_options: Any,
 ) -> outputs.Result:
-    """Render with ``settings`` into a :class:`~paramviz.outputs.Result` whose sidecar records
-    ``settings`` and ``record``; ``finish`` maps every picture (e.g. :func:`original_colours`);
-    ``snapshot_to``: write each snapshot beside that path as soon as it is reached."""
+    """Render ``plan`` with ``settings`` into a :class:`~paramviz.outputs.Result` whose sidecar
+    records ``settings`` and ``record``; ``finish`` maps every picture (e.g.
+    :func:`original_colours`); ``snapshot_to``: write each snapshot beside that path as soon as
+    it is reached."""
     finish = finish or np.asarray
 
     def save_snapshot(step: int, image: np.ndarray, loss: float) -> None:
         save_png(outputs.snapshot_path(snapshot_to, step), outputs.picture(finish(image), labels))
 
     result = run_render(
-        objective,
+        plan,
         image_param,
-        backbone,
         settings,
-        transforms,
         callback=save_snapshot if snapshot_to is not None and settings.thresholds() else None,
         **render_options,
     )
     snapshots = {step: finish(images) for step, images in result.snapshots.items()}
     result = dataclasses.replace(result, image=finish(result.image), snapshots=snapshots)
     written = {**dataclasses.asdict(settings), **record}
-    return outputs.Result(
-        result, written, {objectives.MAIN: backbone}, None if labels is None else tuple(labels)
-    )
+    return outputs.Result(result, written, plan.networks, None if labels is None else tuple(labels))
