@@ -32,9 +32,8 @@ from paramviz import backbones, rng
 from paramviz.errors import UserError
 from paramviz.experiments.records import NetworkRecord
 from paramviz.io import file_sha256
+from paramviz.vocabulary import WEIGHTS_SETS
 from paramviz.weights.local import TRUNK_NAME, real_vgg_trunk, trunk_source
-
-WEIGHTS_SETS = ("imagenet", "small", "testbed")
 
 IMAGENET_INPUT_SIZE = 224
 IMAGENET_ROBUST_EPS = 3.0  # L2, [0, 1] pixels at 224 px: the robust ResNet-50's training ball

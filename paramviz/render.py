@@ -44,6 +44,7 @@ from paramviz.backbones.base import Backbone
 from paramviz.errors import UserError
 from paramviz.objectives import IMAGE, INPUT, MAIN, PSEUDO_LAYERS, Objective, as_objective
 from paramviz.param import ImageParam
+from paramviz.vocabulary import OPTIMIZERS, TRANSFORM_PRESETS
 
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 Callback = Callable[[int, np.ndarray, float], None]
@@ -99,37 +100,36 @@ def _identity(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 def resolve_transforms(transforms: Transform | str | None) -> Transform:
-    """``None`` -> identity, a preset name -> ``paramviz.transforms.preset(name)``, a callable as
-    is."""
+    """``None`` -> identity, a name -> that preset
+    (:data:`~paramviz.vocabulary.TRANSFORM_PRESETS`), a callable as is."""
     if transforms is None:
         return _identity
     if isinstance(transforms, str):
-        import paramviz.transforms as transforms_lib
-
-        try:
-            return transforms_lib.preset(transforms)
-        except ValueError as err:
-            raise UserError(str(err)) from None
+        return TRANSFORM_PRESETS[transforms].load()
     if callable(transforms):
         return transforms
     raise UserError(f"transforms must be a preset name or a callable, not {transforms!r}")
 
 
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """Lucid's Adam, its learning rate a state entry, so any rate shares one program."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+
+
+def lbfgs(learning_rate: float) -> optax.GradientTransformation:
+    """optax's L-BFGS with its zoom line search (the line search sets the step)."""
+    return optax.lbfgs()
+
+
 def resolve_optimizer(
     optimizer: str | optax.GradientTransformation, learning_rate: float
 ) -> tuple[optax.GradientTransformation, Hashable]:
-    """The optimizer and what identifies its update rule: ``"adam"`` (Lucid: Adam 0.05, its
-    learning rate a state entry, so any rate shares one program), ``"lbfgs"`` (zoom line search;
-    ignores the learning rate), or an ``optax.GradientTransformation`` (identified by itself)."""
+    """The optimizer and what identifies its update rule: a name
+    (:data:`~paramviz.vocabulary.OPTIMIZERS`, identified by its name) or an
+    ``optax.GradientTransformation`` (identified by itself)."""
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer, optimizer
-    if optimizer == "adam":
-        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate), "adam"
-    if optimizer == "lbfgs":
-        return optax.lbfgs(), "lbfgs"
-    raise UserError(
-        f"unknown optimizer {optimizer!r}: use 'adam', 'lbfgs' or an optax.GradientTransformation"
-    )
+    return OPTIMIZERS[optimizer].load()(learning_rate), optimizer
 
 
 def _networks(backbone: Backbone, backbones: Mapping[str, Backbone] | None) -> dict[str, Backbone]:

@@ -49,7 +49,7 @@ class RenderSettings:
     """The image parameterisation (:data:`~paramviz.vocabulary.PARAMETERISATIONS`)."""
     decorrelate: bool = True
     transforms: str = "none"
-    """A transforms preset: ``none``, ``standard`` (Lucid's) or ``mild``."""
+    """A transforms preset (:data:`~paramviz.vocabulary.TRANSFORM_PRESETS`)."""
     steps: int = 300
     optimizer: str = "adam"
     lr: float = 0.05
@@ -65,7 +65,10 @@ class RenderSettings:
         names = PARAMETERISATIONS.names()
         check_setting("param", self.param in PARAMETERISATIONS, f"one of {names}", self.param)
         check_setting(
-            "optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}", self.optimizer
+            "optimizer",
+            self.optimizer in OPTIMIZERS,
+            f"one of {OPTIMIZERS.names()}",
+            self.optimizer,
         )
         check_setting(
             "steps", is_whole(self.steps) and self.steps >= 0, "a whole number >= 0", self.steps

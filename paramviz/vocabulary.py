@@ -110,7 +110,6 @@ OBJECTIVE_KINDS = Registry(
 ``target(rest, unit, batch) -> Objective | None``, ``None`` when ``rest`` is not of the kind.
 A batch term (``diversity``) has no image of its own and is added to the whole batch's objective."""
 
-OPTIMIZERS = ("adam", "lbfgs")
 
 STYLE_LOSSES = ("l1", "mse")
 """Gram distances: Lucid's mean absolute difference, or Gatys' mean square."""
@@ -127,8 +126,6 @@ would collide silently."""
 MAX_IMAGE_PIXELS = 89_478_485
 """PIL's own decompression-bomb limit (1024 * 1024 * 1024 // 4 // 3)."""
 
-TRANSFORM_PRESETS = ("none", "standard", "mild")
-"""The names of ``paramviz.transforms.PRESETS`` (a test keeps them equal)."""
 
 JOB_DEFAULTS = {
     "style": {"init": "content", "transforms": "none", "steps": 300},
@@ -137,3 +134,34 @@ JOB_DEFAULTS = {
 }
 """Where each job's settings differ from the settings' own defaults: the command line's flags
 and the Python calls (:mod:`paramviz.jobs`) both take them from here."""
+
+OPTIMIZERS = Registry(
+    "optimizer",
+    Entry("adam", "Adam (Lucid's, learning rate 0.05)", "paramviz.render:adam"),
+    Entry(
+        "lbfgs",
+        "L-BFGS with a zoom line search (ignores the learning rate; best without random "
+        "transforms)",
+        "paramviz.render:lbfgs",
+    ),
+)
+"""Optimizers by name: ``target(learning_rate) -> optax.GradientTransformation``."""
+
+TRANSFORM_PRESETS = Registry(
+    "transform preset",
+    Entry("none", "no transforms", "paramviz.transforms:none"),
+    Entry(
+        "standard",
+        "Lucid's: pad 12, jitter 8, scale, rotate, jitter 4",
+        "paramviz.transforms:standard",
+    ),
+    Entry(
+        "mild",
+        "pad 4, jitter 4, +-5 % scale, +-5 degrees, reflected borders",
+        "paramviz.transforms:mild",
+    ),
+)
+"""Random transforms by name: ``target(key, images) -> images``."""
+
+WEIGHTS_SETS = ("imagenet", "small", "testbed")
+"""The experiments' network sets (:mod:`paramviz.experiments.backbone_sets`)."""

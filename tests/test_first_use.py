@@ -88,11 +88,13 @@ def test_every_help_has_a_description_and_shows_every_default(monkeypatch):
 
 
 def test_the_command_line_offers_the_librarys_names():
-    """The parser is built without jax, so the names kept apart from the library (presets,
-    smoothing) are spelled again in paramviz.vocabulary: they must be the library's own."""
+    """The parser is built without jax, so the transforms package's presets and the style
+    objective's smoothing are named again in paramviz.vocabulary: they must be the library's."""
     from paramviz import objectives, transforms, vocabulary
 
-    assert vocabulary.TRANSFORM_PRESETS == tuple(transforms.PRESETS)
+    presets = vocabulary.TRANSFORM_PRESETS
+    assert presets.names() == tuple(transforms.PRESETS)
+    assert all(presets[name].load() is transforms.PRESETS[name] for name in presets.names())
     assert vocabulary.SMOOTHING == objectives.SMOOTHING
 
 

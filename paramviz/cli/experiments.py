@@ -6,6 +6,7 @@ import argparse
 
 from paramviz.cli.checks import positive, rate, seed, weight
 from paramviz.cli.common import add_command, add_progress_flags
+from paramviz.vocabulary import WEIGHTS_SETS
 
 EXPERIMENT = """Run the published comparisons (style grid, neurons, R(f), ...) into a run folder.
 
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
     run.add_argument(
         "--weights-set",
-        choices=("imagenet", "small", "testbed"),
+        choices=WEIGHTS_SETS,
         default="small",
         help="the networks compared: the fetched ImageNet networks, the small pairs trained "
         "offline, or the wider trained test bed (each with the real VGG-19 trunk if present)",

@@ -154,7 +154,7 @@ def add_render_flags(
     )
     parser.add_argument(
         "--transforms",
-        choices=TRANSFORM_PRESETS,
+        choices=TRANSFORM_PRESETS.names(),
         default=transforms,
         help="random transforms each step (standard: Lucid's pad, jitter, scale, rotate)",
     )
@@ -174,7 +174,7 @@ def add_render_flags(
         )
     parser.add_argument(
         "--optimizer",
-        choices=OPTIMIZERS,
+        choices=OPTIMIZERS.names(),
         default=default(RenderSettings, "optimizer"),
         help="optimiser",
     )
