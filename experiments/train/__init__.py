@@ -1,5 +1,5 @@
 """Train matched pairs of backbones offline: the same architecture trained once normally and once
-adversarially (``paramviz train``, ``paramviz train-pairs``, :func:`ensure_demo_backbone`).
+adversarially (``paramviz train``, ``paramviz train-pairs``).
 
 Everything is reproducible from ``TrainConfig.seed``: the dataset crops, the initial weights, the
 data order and the attack's random starts. The result is a converted ``.safetensors`` file that
@@ -51,17 +51,13 @@ from paramviz.experiments.train.loop import TrainReport, finished_report, fit, s
 from paramviz.experiments.train.model import build_backbone, channel_stats, load_data, with_params
 from paramviz.experiments.train.pairs import (
     DEFAULT_PAIRS,
-    DEMO_CONFIG,
     PAIRS,
     TESTBED_PAIRS,
-    demo_backbone_path,
-    ensure_demo_backbone,
     train_pairs,
 )
 
 __all__ = [
     "DEFAULT_PAIRS",
-    "DEMO_CONFIG",
     "PAIRS",
     "TESTBED_PAIRS",
     "Evaluation",
@@ -69,9 +65,7 @@ __all__ = [
     "TrainReport",
     "build_backbone",
     "channel_stats",
-    "demo_backbone_path",
     "describe_training",
-    "ensure_demo_backbone",
     "evaluate",
     "finished_report",
     "fit",

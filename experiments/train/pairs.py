@@ -7,8 +7,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from filelock import FileLock
-
 from paramviz.errors import UserError
 from paramviz.experiments.train.config import TrainConfig
 from paramviz.experiments.train.loop import TrainReport, train
@@ -58,17 +56,6 @@ PAIRS = DEFAULT_PAIRS | TESTBED_PAIRS
 """Every named pair member ``paramviz train-pairs NAME`` knows."""
 
 
-# The demo's offline network, for a machine that cannot fetch real weights: a plain VGG-16 at
-# width 1/4, standard training on 32 px crops of scikit-image's six textures, well under a minute.
-# A VGG, because a ResNet's stride-4 stem turned the demo's style transfer into speckle; the
-# comparison of the candidates, judged by networks other than the one tested, is in
-# experiments/README.md ("The demo's offline network").
-DEMO_CONFIG = TrainConfig(
-    arch="vgg16", width=0.25, dataset="skimage-textures", train_per_class=256, test_per_class=32,
-    epochs=12, learning_rate=1e-3,
-)  # fmt: skip
-
-
 def train_pairs(
     names: Iterable[str] | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -86,27 +73,3 @@ def train_pairs(
         path, config = out_dir / f"{name}.safetensors", PAIRS[name]
         reports.append(train(config, path, progress=progress))
     return reports
-
-
-def demo_backbone_path() -> Path:
-    """The cached demo checkpoint (its name carries the settings' digest)."""
-    return trained_dir() / f"demo-textures-{DEMO_CONFIG.digest()}.safetensors"
-
-
-def ensure_demo_backbone(progress: bool | None = None) -> Path:
-    """The small texture backbone of ``paramviz demo``: cached, or trained now (seeded).
-
-    Training runs in ``trained/.partial/`` and the finished file is renamed into place, so the
-    cached name only ever holds a complete model; a lock keeps two processes from training it
-    at once.
-    """
-    path = demo_backbone_path()
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(path.with_name(f".{path.name}.lock")):
-        if not path.is_file():
-            work = path.parent / ".partial" / path.name
-            train(DEMO_CONFIG, work, progress=progress, checkpoint_every=100)
-            os.replace(work, path)
-    return path

