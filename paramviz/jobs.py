@@ -24,7 +24,13 @@ from paramviz.backbones import Backbone
 from paramviz.errors import UserError
 from paramviz.io import fitted_size, read_image
 from paramviz.outputs import Result
-from paramviz.vocabulary import JOB_DEFAULTS, MAX_IMAGE_PIXELS
+from paramviz.vocabulary import (
+    DEFAULT_SIZE,
+    JOB_DEFAULTS,
+    MAX_IMAGE_PIXELS,
+    RELU_REDIRECT_STEPS,
+    STYLE_SCALE,
+)
 
 Picture = str | os.PathLike | np.ndarray | Any  # Any: a PIL image
 Weights = str | os.PathLike | Backbone | None
@@ -38,7 +44,7 @@ def style_transfer(
     style: Picture | Sequence[Picture],
     *,
     weights: Weights = None,
-    size: int = 256,
+    size: int = DEFAULT_SIZE,
     **options: Any,
 ) -> Result:
     """Gatys et al.'s style transfer of ``style`` (one picture, or several whose Gram targets are
@@ -52,7 +58,11 @@ def style_transfer(
 
 
 def texture(
-    style: Picture | Sequence[Picture], *, weights: Weights = None, size: int = 256, **options: Any
+    style: Picture | Sequence[Picture],
+    *,
+    weights: Weights = None,
+    size: int = DEFAULT_SIZE,
+    **options: Any,
 ) -> Result:
     """A texture synthesised from noise that matches ``style``'s Gram statistics, ``size`` px
     on its longer side with the first style picture's aspect (options as :func:`style_transfer`)."""
@@ -63,9 +73,9 @@ def visualize(
     objective: str | Sequence[str],
     *,
     weights: Weights = None,
-    size: int | tuple[int, int] = 256,
+    size: int | tuple[int, int] = DEFAULT_SIZE,
     batch: int = 1,
-    relu_redirect_steps: int = 16,
+    relu_redirect_steps: int = RELU_REDIRECT_STEPS,
     **options: Any,
 ) -> Result:
     """Activation maximisation of each objective (``"layer:unit"``, ``"logit:285"``, a range
@@ -113,7 +123,7 @@ def _style_job(
     if job == "texture" and request.settings.get("init") == "content":
         raise UserError("texture synthesis starts from noise; init 'content' needs style_transfer")
     net, weights_record = _network(weights, request)
-    scale = request.settings.pop("style_scale", 1.0)
+    scale = request.settings.pop("style_scale", STYLE_SCALE)
     stage_sizes = request.settings.pop("sizes", None) or (size,)
     init = request.picture("init_image", None)
     if init is not None:

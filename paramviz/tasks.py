@@ -26,7 +26,7 @@ from paramviz.errors import UserError
 from paramviz.io import save_png
 from paramviz.objectives.parse import channel_ranges
 from paramviz.settings import RenderSettings, StyleSettings, check_setting, is_whole
-from paramviz.vocabulary import PARAMETERISATIONS
+from paramviz.vocabulary import PARAMETERISATIONS, RELU_REDIRECT_STEPS
 
 
 def make_param(
@@ -318,7 +318,7 @@ def visualize(
     specs: Sequence[str],
     size: int | tuple[int, int],
     settings: RenderSettings = RenderSettings(transforms="standard", steps=512),
-    relu_redirect_steps: int = 16,
+    relu_redirect_steps: int = RELU_REDIRECT_STEPS,
     record: Mapping[str, Any] | None = None,
     *,
     copies: int = 1,

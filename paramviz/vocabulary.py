@@ -127,6 +127,15 @@ MAX_IMAGE_PIXELS = 89_478_485
 """PIL's own decompression-bomb limit (1024 * 1024 * 1024 // 4 // 3)."""
 
 
+DEFAULT_SIZE = 256
+"""Pixels on a picture's longer side when a job is not told (``--size``)."""
+
+RELU_REDIRECT_STEPS = 16
+"""Lucid's redirected ReLU: a visualisation's first steps take its gradient."""
+
+STYLE_SCALE = 1.0
+"""Style pictures are read at this times the output size (neural-style's ``-style_scale``)."""
+
 JOB_DEFAULTS = {
     "style": {"init": "content", "transforms": "none", "steps": 300},
     "texture": {"init": "noise", "transforms": "none", "steps": 300},

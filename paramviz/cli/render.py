@@ -27,12 +27,15 @@ from paramviz.cli.common import add_command, add_progress_flags, from_flags, spl
 from paramviz.errors import UserError
 from paramviz.settings import RenderSettings, StyleSettings, default
 from paramviz.vocabulary import (
+    DEFAULT_SIZE,
     JOB_DEFAULTS,
     OBJECTIVE_KINDS,
     OPTIMIZERS,
     PARAMETERISATIONS,
+    RELU_REDIRECT_STEPS,
     SMOOTHING,
     STYLE_LOSSES,
+    STYLE_SCALE,
     TRANSFORM_PRESETS,
 )
 
@@ -87,7 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="render every objective from N random starts (with diversity: N different ones)",
     )
     visualize.add_argument(
-        "--relu-redirect-steps", type=count, default=16, help="Lucid's redirected ReLU"
+        "--relu-redirect-steps",
+        type=count,
+        default=RELU_REDIRECT_STEPS,
+        help="Lucid's redirected ReLU",
     )
     add_max_pixels_flag(visualize)
 
@@ -109,7 +115,7 @@ def add_style_pictures_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--style-scale",
         type=number(above=0.0, maximum=MAX_STYLE_SCALE),
-        default=1.0,
+        default=STYLE_SCALE,
         help="read the style images at this times the output size (neural-style's -style_scale)",
     )
     parser.add_argument(
@@ -164,13 +170,13 @@ def add_render_flags(
             "--size",
             type=positive,
             nargs="+",
-            default=[256],
+            default=[DEFAULT_SIZE],
             metavar="S | H W",
             help="picture size in pixels: S for S x S, or height and width",
         )
     else:
         parser.add_argument(
-            "--size", type=positive, default=256, help="longer image side in pixels"
+            "--size", type=positive, default=DEFAULT_SIZE, help="longer image side in pixels"
         )
     parser.add_argument(
         "--optimizer",
