@@ -92,7 +92,7 @@ def test_every_tap_matches_the_reference_on_the_real_weights(lite0, reference, s
 
 
 @pytest.mark.parametrize("size", [224, 181])
-@pytest.mark.parametrize("layer", ["block2.0", "block5.2", "logits"])
+@pytest.mark.parametrize("layer", ["block2.0", "logits"])  # logits: through every block
 def test_input_gradients_match_the_reference(lite0, reference, size, layer):
     """In float64 on both sides. In float32 a unit whose input lies within rounding of a ReLU6
     kink is on in one framework and off in the other, which moves the gradient by up to a few
