@@ -119,7 +119,10 @@ def test_demo_fetches_the_registry_vgg_with_a_bar_and_renders_with_it(
         assert settings["param"] == ("pixel" if route == "pixels" else "fourier")
     assert made["class sheet"] == folder.resolve() / "class_sheet.png"
     assert "efficientnet-lite0 sees 'Egyptian cat' (class 285) in the cat" in printed
-    assert "--size 32 -o" in printed and printed.count("--size") == 2  # style and texture
+    assert printed.count("--size 32 ") == 2  # style and texture
+    # the class pictures' commands make them again: their own size, and pixels without transforms
+    assert printed.count(f"--size {demo.CLASS_SIZE} --steps") == 2
+    assert "--param pixel --no-decorrelate --transforms none" in printed
     assert printed.count("--objective logit:285 --weights efficientnet-lite0") == 2
 
     again, printed = output_of(demo.demo_weights)  # now it is in the cache

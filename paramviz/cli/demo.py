@@ -201,9 +201,29 @@ def finished(made: dict[str, Path]) -> dict[str, Path]:
 
 
 CLASS_ROUTES = (
-    ("pixels", "pixels, no transforms", ["--param", "pixel", "--no-decorrelate"]),
-    ("priors", "Fourier + transforms", ["--param", "fourier", "--transforms", "standard"]),
+    (
+        "pixels",
+        "pixels, no transforms",
+        {"param": "pixel", "decorrelate": False, "transforms": "none"},
+    ),
+    (
+        "priors",
+        "Fourier + transforms",
+        {"param": "fourier", "decorrelate": True, "transforms": "standard"},
+    ),
 )
+
+
+def as_flags(options: dict) -> list[str]:
+    """Render keywords as command-line flags (``decorrelate=False``: ``--no-decorrelate``)."""
+    flags = []
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags += [f"--{name}", str(value)]
+    return flags
 
 
 def class_sheet(
@@ -224,19 +244,18 @@ def class_sheet(
         "its picture of that class from pixels, then with the priors"
     )
     pictures, labels = [], []
-    for route, title, flags in CLASS_ROUTES:
+    for route, title, options in CLASS_ROUTES:
         output = folder / f"class_{route}.png"
         argv = ["visualize", "--objective", f"logit:{index}", "--weights", CLASS_NETWORK]
-        print(f"$ paramviz {shlex.join([*argv, *flags, '--steps', str(steps), '-o', str(output)])}")
+        argv += [*as_flags({**options, "size": CLASS_SIZE, "steps": steps}), "-o", str(output)]
+        print(f"$ paramviz {shlex.join(argv)}")
         result = jobs.visualize(
             f"logit:{index}",
             weights=weights,
             size=CLASS_SIZE,
-            param="pixel" if route == "pixels" else "fourier",
-            decorrelate=route != "pixels",
-            transforms="standard" if route == "priors" else "none",
             steps=steps,
             progress=progress,
+            **options,
         )
         result.save(output)
         pictures.append(result.picture)
