@@ -132,8 +132,10 @@ def _style_job(
     for stage_size in stage_sizes:
         style_size = max(1, round(stage_size * scale))
         pictures = [request.picture(f"style {i}", s, style_size) for i, s in enumerate(styles)]
-        if content is None:
-            first = request.picture("style 0", styles[0], stage_size)
+        if content is None:  # a texture of the first style picture's aspect
+            first = pictures[0]
+            if style_size != stage_size:
+                first = request.picture("style 0", styles[0], stage_size)
             stages.append(tasks.Stage(pictures, None, first.shape[:2]))
         else:
             stages.append(tasks.Stage(pictures, request.picture("content", content, stage_size)))

@@ -249,6 +249,8 @@ class Result:
     """What the sidecar records as the settings: every input and choice."""
     backbones: Mapping[str, Backbone]
     labels: tuple[str, ...] | None = None
+    snapshots_at: Path | None = None
+    """Where the snapshots were written as the render reached them (``snapshot_to``), if so."""
 
     @property
     def images(self) -> np.ndarray:
@@ -271,8 +273,9 @@ class Result:
         path = Path(path)
         if path.suffix.lower() not in PICTURE_FORMATS:
             raise UserError(f"--output must end in {', '.join(PICTURE_FORMATS)}: {path}")
-        for step, images in self.render.snapshots.items():
-            save_png(snapshot_path(path, step), picture(images, self.labels))
+        if path != self.snapshots_at:  # not written already, as the render went
+            for step, images in self.render.snapshots.items():
+                save_png(snapshot_path(path, step), picture(images, self.labels))
         return save_result(
             self.render,
             path,

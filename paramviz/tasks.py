@@ -396,18 +396,15 @@ def network_transform(
 
 @dataclasses.dataclass(frozen=True)
 class RenderPlan:
-    """A render request, worked out once before anything is built: the objective, the networks
-    it reads (``main`` first) and the layers it needs of each, the transform the images go
-    through (with the resize to the input size of a network that runs at one size only), and
-    the layers' shapes and memory the estimate found. The checks read it; :func:`run_render`
-    executes it."""
+    """A render request, worked out once and checked before anything is built: the objective,
+    the networks it reads (``main`` first), the layers it needs of each and the transform the
+    images go through (with the resize to the input size of a network that runs at one size
+    only). :func:`plan_render` checks it; :func:`run_render` executes it."""
 
     objective: objectives.Objective
     networks: dict[str, Backbone]
     layers: dict[str, tuple[str, ...]]
     transform: render.Transform
-    shapes: dict[str, tuple[int, ...]]
-    bytes: int
 
     @property
     def backbone(self) -> Backbone:
@@ -445,7 +442,7 @@ def plan_render(
     what = f"rendering {batch} image(s) of {hw[0]}x{hw[1]} with {backbone.arch}"
     budget.check_fits(needs.bytes, what, settings.force)
     objective.check_indices({objectives.MAIN: needs.shapes})
-    return RenderPlan(objective, nets, layers, transform, needs.shapes, needs.bytes)
+    return RenderPlan(objective, nets, layers, transform)
 
 
 def output_files(output: str | Path, settings: RenderSettings) -> list[Path]:
@@ -507,4 +504,6 @@ def render_result(
     snapshots = {step: finish(images) for step, images in result.snapshots.items()}
     result = dataclasses.replace(result, image=finish(result.image), snapshots=snapshots)
     written = {**dataclasses.asdict(settings), **record}
-    return outputs.Result(result, written, plan.networks, None if labels is None else tuple(labels))
+    labels = None if labels is None else tuple(labels)
+    snapshots_at = None if snapshot_to is None else Path(snapshot_to)
+    return outputs.Result(result, written, plan.networks, labels, snapshots_at)
