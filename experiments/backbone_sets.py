@@ -10,6 +10,11 @@
 * ``testbed``: the wider pair of :data:`paramviz.experiments.train.TESTBED_PAIRS` (ResNet-18 at
   width 1/4, trained on textures and photographs at the 128 px rendering scale; trained on first
   use) plus the real VGG-19 trunk: the set the ``headline`` protocol is meant for.
+* ``real``: real ImageNet networks beside the robust twins paramviz makes of them (``paramviz
+  train-twin``): the VGG-19 trunk and EfficientNet-Lite0, each with its twin, judged from outside
+  the pairs by the standard EfficientNet-Lite1 and Lite2 (:data:`REAL_MEMBERS`,
+  :data:`REAL_JUDGES`). The trunk must lie beside the checkout and the twins in the cache; a
+  missing one is a :class:`UserError` with the command that makes it.
 * ``quick`` (any set's smoke version for tests): seeded random-initialised stand-ins with the
   same names and architectures, so nothing is trained; every record says ``stand_in: true``.
 
@@ -57,6 +62,27 @@ TRAININGS = ("standard", "robust")
 
 JUDGE_SEED = 1234
 
+REAL_SIZE = 128
+"""The real set renders, judges and measures R(f) at 128 px, the twins' training size."""
+REAL_ROBUST_EPS = 0.5
+"""L2 radius of R(f) at 128 px, one ball for every network so that R compares across them:
+between the Lite0 twin's training ball (0.25) and the trunk twin's (1.0)."""
+REAL_MEMBERS: tuple[tuple[str, str, str, str], ...] = (
+    (TRUNK_NAME, "vgg19-trunk", "standard", ""),
+    ("vgg19-trunk-twin", "vgg19-trunk", "robust", f"--weights {TRUNK_NAME} --eps 1.0 --steps 270"),
+    ("efficientnet-lite0", "efficientnet-lite0", "standard", ""),
+    (
+        "efficientnet-lite0-twin2",
+        "efficientnet-lite0",
+        "robust",
+        "--weights efficientnet-lite0 --steps 840",
+    ),
+)
+"""(weights name, family, training, the ``train-twin`` flags that make a twin). The Lite0 twin is
+the one trained twice as long (the more robust of the two, experiments/README.md)."""
+REAL_JUDGES: tuple[str, ...] = ("efficientnet-lite1", "efficientnet-lite2")
+QUICK_REAL_SIZE = 32
+
 
 @dataclasses.dataclass(frozen=True)
 class Member:
@@ -102,9 +128,13 @@ class BackboneSet:
     robust_eps: float
     robustness_size: int
     notes: tuple[str, ...] = ()
+    outside_judges: tuple[Member, ...] = ()
+    """Networks that judge the compared ones but are not compared themselves (the real set's
+    Lite1 and Lite2)."""
 
     def member(self, name: str) -> Member:
-        for member in self.members:
+        """A compared network or an outside judge, by name."""
+        for member in self.members + self.outside_judges:
             if member.name == name:
                 return member
         raise UserError(f"no backbone {name!r} in the {self.name} set: {', '.join(self.names)}")
@@ -122,6 +152,8 @@ def resolve(name: str, quick: bool = False, progress: bool | None = None) -> Bac
         return small_set(quick, progress)
     if name == "testbed":
         return testbed_set(quick, progress)
+    if name == "real":
+        return real_set(quick)
     raise UserError(f"unknown weights set {name!r}; choose one of {', '.join(WEIGHTS_SETS)}")
 
 
@@ -298,6 +330,96 @@ def random_vgg_judge() -> Member:
     )
 
 
+# ---------------------------------------------------------------------------------------- real
+
+
+def real_set(quick: bool = False) -> BackboneSet:
+    """The real ImageNet pairs and their outside judges (seeded stand-ins with ``quick``)."""
+    notes = [
+        "judges (experiments/judges.py): Portilla-Simoncelli statistics, the VGG-19 trunk (never "
+        "for its own pair) and the standard EfficientNet-Lite1 and Lite2, which are compared "
+        "with nothing; class pictures are recognised by Lite1 and Lite2 above their rate on "
+        "small adversarial examples of the rendered network"
+    ]
+    if quick:
+        members, judges = _real_stand_ins()
+        notes.insert(0, "quick run: seeded random-initialised stand-ins of the real networks")
+    else:
+        members, judges = _real_members(), tuple(_registry_member(n, n) for n in REAL_JUDGES)
+    return BackboneSet(
+        "real",
+        quick,
+        members,
+        members[0],
+        ("relu1_1", "relu2_1", "relu3_1"),
+        REAL_ROBUST_EPS,
+        QUICK_REAL_SIZE if quick else REAL_SIZE,
+        tuple(notes),
+        judges,
+    )
+
+
+def _real_members() -> tuple[Member, ...]:
+    """The real pairs from the trunk beside the checkout and the cached twins; ``UserError``
+    naming what is missing and how to make it."""
+    from paramviz.experiments.train.twin import twin_path
+
+    trunk = real_vgg_trunk()
+    if trunk is None:
+        raise UserError(
+            f"the real weights set needs the VGG-19 trunk ({trunk_source()}), which is absent"
+        )
+    paths = {TRUNK_NAME: trunk}
+    missing = []
+    for name, _, training, flags in REAL_MEMBERS:
+        if training == "robust":
+            paths[name] = twin_path(name)
+            if not paths[name].is_file():
+                missing.append(f"  paramviz train-twin {flags} -o {name}")
+    if missing:
+        raise UserError(
+            "the real weights set needs robust twins that are not in the cache; make them with "
+            "(about an hour each on 2 cores):\n" + "\n".join(missing)
+        )
+    return tuple(
+        _registry_member(name, family, training, paths.get(name))
+        for name, family, training, _ in REAL_MEMBERS
+    )
+
+
+def _registry_member(
+    name: str, family: str, training: str = "standard", path: Path | None = None
+) -> Member:
+    """A member from its converted file (a packaged network is converted on first use)."""
+    from paramviz.weights.resolve import weights_path
+
+    return _file_member(name, family, training, path or weights_path(name), REAL_SIZE)
+
+
+def _real_stand_ins() -> tuple[tuple[Member, ...], tuple[Member, ...]]:
+    """Random networks with the real set's names, architectures and roles (few classes)."""
+    trunk = ("vgg19", (("last_layer", "relu3_1"),), None)
+    lite = (("num_classes", QUICK_CLASSES),)
+
+    def stand_in(name: str, family: str, training: str, arch: tuple, seed: int) -> Member:
+        return Member(
+            name, arch[0], family, training, None, QUICK_REAL_SIZE, arch[2], None, arch[1], seed,
+            f"stand-in for {name}",
+        )  # fmt: skip
+
+    def arch_of(name: str) -> tuple:
+        return trunk if name.startswith("vgg") else (name.replace("-", "_"), lite, QUICK_CLASSES)
+
+    members = tuple(
+        stand_in(name, family, training, arch_of(family), TRAININGS.index(training))
+        for name, family, training, _ in REAL_MEMBERS
+    )
+    judges = tuple(
+        stand_in(name, name, "standard", arch_of(name), 2 + i) for i, name in enumerate(REAL_JUDGES)
+    )
+    return members, judges
+
+
 # ------------------------------------------------------------------------------------ loading
 
 
@@ -356,26 +478,35 @@ def summary(backbone_set: BackboneSet) -> str:
     for member in backbone_set.members:
         lines.append(f"  {member.name} ({member.arch}, {member.training}): {member.weights}")
     lines.append(f"  judge: {backbone_set.judge.name} at {', '.join(backbone_set.judge_layers)}")
+    lines += [
+        f"  outside judge: {judge.name}: {judge.weights}" for judge in backbone_set.outside_judges
+    ]
     lines += [f"  note: {note}" for note in backbone_set.notes]
     return "\n".join(lines)
 
 
-def recognition_judge(backbone_set: BackboneSet, member: Member) -> Member | None:
-    """An independent classifier for ``member``'s logit pictures (same classes, another net).
+def recognition_judges(backbone_set: BackboneSet, member: Member) -> list[Member]:
+    """Independent classifiers for ``member``'s logit pictures (same classes, other networks).
 
-    Preference: a standard network of another family (another architecture: it shares no
-    weights and no training run with ``member``), then ``member``'s own pair twin. None when no
-    other network has the same classes.
+    A set with outside judges uses every one of them with ``member``'s classes. Otherwise one:
+    a standard network of another family (another architecture: it shares no weights and no
+    training run with ``member``), else ``member``'s own pair twin. Empty when no other network
+    has the same classes.
     """
-    same_classes = [
-        other
-        for other in backbone_set.members
-        if other.name != member.name
-        and other.num_classes is not None
-        and other.num_classes == member.num_classes
-    ]
+    outside = [other for other in backbone_set.outside_judges if _same_classes(other, member)]
+    if outside:
+        return outside
+    same_classes = [other for other in backbone_set.members if _same_classes(other, member)]
     other_family = [other for other in same_classes if other.family != member.family]
     ranked = sorted(other_family, key=lambda other: other.training != "standard") + [
         other for other in same_classes if other.family == member.family
     ]
-    return ranked[0] if ranked else None
+    return ranked[:1]
+
+
+def _same_classes(other: Member, member: Member) -> bool:
+    return (
+        other.name != member.name
+        and other.num_classes is not None
+        and other.num_classes == member.num_classes
+    )

@@ -53,25 +53,31 @@ class NetworkJudge:
     member: Member
 
     def excluded_for(self, compared: Member | None) -> bool:
-        """Whether this judge may not score pictures of ``compared`` (itself or its family)."""
+        """Whether this judge may not score pictures of ``compared``: itself, its pair (a twin
+        is distilled from its original) or, for the per-family judges, its architecture."""
         if compared is None:
             return False
-        if self.member.name == compared.name:
+        if self.member.name == compared.name or self.member.family == compared.family:
             return True
         return self.role != "trunk" and family_kind(compared.arch) == self.role
 
 
 def family_kind(arch: str) -> str:
-    """``resnet18`` -> ``resnet``, ``vgg19_normalised`` -> ``vgg``: the architecture family."""
+    """``resnet18`` -> ``resnet``, ``vgg19_normalised`` -> ``vgg``, ``efficientnet_lite1`` ->
+    ``lite1``: the architecture family (each EfficientNet-Lite is a family of its own: they
+    differ in width, depth and resolution, and were trained separately)."""
     for kind in ("resnet", "vgg", "alexnet"):
         if arch.startswith(kind):
             return kind
-    return arch
+    return arch.removeprefix("efficientnet_")
 
 
 def network_judges(backbone_set: BackboneSet) -> list[NetworkJudge]:
-    """The set's judge (the VGG-19 trunk where available) and one standard net per family."""
+    """The set's judge (the VGG-19 trunk where available), then the set's outside judges or,
+    without them, one standard net per family."""
     judges = [NetworkJudge("trunk", backbone_set.judge)]
+    if backbone_set.outside_judges:
+        return judges + [NetworkJudge(family_kind(m.arch), m) for m in backbone_set.outside_judges]
     for member in backbone_set.members:
         kind = family_kind(member.arch)
         if member.training != "standard" or member.name == backbone_set.judge.name:
@@ -201,15 +207,15 @@ def calibration_metrics(
     }
 
 
-def metric_order(metric: str) -> calibration.Order | None:
-    """The calibration order a metric must give (:mod:`paramviz.experiments.calibration`), if
-    any."""
+def metric_orders(metric: str) -> tuple[calibration.Order, ...]:
+    """The calibration orders a metric must give (:mod:`paramviz.experiments.calibration`);
+    empty for metrics without one."""
     if metric.startswith("style_") and not metric.endswith("_seen"):
-        return calibration.STYLE
+        return calibration.STYLE_ORDERS
     if metric.startswith("content_"):
-        return calibration.CONTENT
+        return calibration.CONTENT_ORDERS
     if metric in ("checkerboard_colour", "checkerboard_local"):
-        return calibration.ARTEFACT
+        return (calibration.ARTEFACT,)
     if metric == "high_frequency_colour":
-        return calibration.HIGH_FREQUENCY
-    return None
+        return (calibration.HIGH_FREQUENCY,)
+    return ()

@@ -25,7 +25,9 @@ Choices, and why:
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,7 @@ from paramviz.experiments.pictures import CONTENT_STYLE_PAIRS
 from paramviz.experiments.priors import LEARNING_RATE, Prior, image_param, prior_of
 from paramviz.experiments.records import CellRecord
 from paramviz.experiments.registry import Cell, CellOutput, RunContext, Settings
+from paramviz.io import read_image
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -122,12 +125,14 @@ STYLE_BUDGETS = {
     "imagenet": StyleBudget(size=256, adam_steps=300, lbfgs_steps=100, pairs=3),
     "small": StyleBudget(size=96, adam_steps=150, lbfgs_steps=30, pairs=1),
     "testbed": StyleBudget(size=128, adam_steps=300, lbfgs_steps=150, pairs=3),
+    "real": StyleBudget(size=128, adam_steps=300, lbfgs_steps=100, pairs=3),
 }
 """``imagenet``: Gatys/Nakano-like sizes and step counts (L-BFGS converges in 100-300 steps in
 neural-style's and the PyTorch tutorial's published runs); ``small``: what a 2-core CPU renders
 for the whole grid in minutes (the texture nets were trained on 32 px crops, so 96 px already
 spans three of their receptive fields); ``testbed``: the test bed's protocol floor (128 px, Adam
-300 or L-BFGS 150 steps, 3 pairs)."""
+300 or L-BFGS 150 steps, 3 pairs); ``real``: the same at the twins' training size, with the
+L-BFGS steps the whole comparison's hour allows."""
 QUICK_STYLE_BUDGET = StyleBudget(size=32, adam_steps=3, lbfgs_steps=2, pairs=1)
 CONTENT_WEIGHT = 1.0
 
@@ -247,6 +252,24 @@ def start_picture(content: np.ndarray | None, noise: float, seed: int) -> np.nda
     if noise:
         content = calibration.with_noise(content, seed, noise)
     return content[None]
+
+
+def unlabelled_sheet(
+    folder: Path, entries: Sequence[tuple[dict[str, str], str]], seed: int, group: str, columns: int
+) -> CellOutput:
+    """The pictures of finished cells (``entries``: their key, their cell id) in a random order
+    seeded by ``seed`` and ``group`` (another order for every group), numbered only; the key
+    that unshuffles them is in the details."""
+    from paramviz.experiments.runner import cell_paths
+    from paramviz.outputs import contact_sheet
+
+    order = np.random.default_rng([seed, zlib.crc32(group.encode())]).permutation(len(entries))
+    pictures = [read_image(cell_paths(folder, entries[i][1])[0]) for i in order]
+    labels = [f"#{n + 1}" for n in range(len(order))]
+    key = [{"tile": labels[n]} | entries[i][0] for n, i in enumerate(order)]
+    return CellOutput(
+        contact_sheet(np.stack(pictures), labels, columns), {}, {}, None, {"key": key}
+    )
 
 
 # ------------------------------------------------------------------------------------ metrics

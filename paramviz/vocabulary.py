@@ -172,5 +172,5 @@ TRANSFORM_PRESETS = Registry(
 )
 """Random transforms by name: ``target(key, images) -> images``."""
 
-WEIGHTS_SETS = ("imagenet", "small", "testbed")
+WEIGHTS_SETS = ("imagenet", "small", "testbed", "real")
 """The experiments' network sets (:mod:`paramviz.experiments.backbone_sets`)."""

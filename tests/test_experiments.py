@@ -101,8 +101,14 @@ def expected_cells(name: str, settings: dict) -> int:
         return len(settings["pairs"]) * len(backbones_) * len(settings["runs"])
     if name == "texture-grid":
         return len(settings["styles"]) * len(backbones_) * len(settings["runs"])
-    if name == "neurons":
-        return sum(len(settings["priors"]) * len(settings["units"][b]) for b in backbones_)
+    if name == "neurons":  # plus an adversarial baseline per network with logits and judges
+        baselines = sum(
+            bool(settings["units"][b].get("logits") and settings["recognition_judges"][b])
+            for b in backbones_
+        )
+        return baselines + sum(
+            len(settings["priors"]) * len(settings["units"][b]) for b in backbones_
+        )
     if name == "content-vs-style-net":
         return len(settings["pairs"]) * 2 * len(backbones_)
     if name == "layer-robustness":
@@ -162,13 +168,32 @@ def test_style_cells_use_their_inputs_and_measure_content(quick):
     assert used == set(priors.PRIORS)
 
 
-def test_neuron_sheets_are_labelled_and_logits_are_judged(quick):
+def test_neuron_sheets_are_labelled_and_logits_are_judged_above_the_adversarial_rate(quick):
     cells = metrics_of(quick, "neurons")["cells"]
-    logits = [cell for cell in cells if cell["group"] == "logits"]
-    assert logits and all(len(cell["labels"]) >= 2 for cell in cells)
-    for cell in logits:
-        assert 0 <= cell["metrics"]["top5_independent"] <= 1
-        assert 0 <= cell["metrics"]["top5_self"] <= 1
+    by_group = {g: [c for c in cells if c["group"] == g] for g in ("logits", "adversarial")}
+    assert by_group["logits"] and all(len(cell["labels"]) >= 2 for cell in cells)
+    baselines = {cell["backbone"]: cell["metrics"] for cell in by_group["adversarial"]}
+    for cell in by_group["logits"]:
+        values = cell["metrics"]
+        assert 0 <= values["top5_independent"] <= 1 and 0 <= values["top5_self"] <= 1
+        baseline = baselines[cell["backbone"]]["top5_independent"]
+        assert values["top5_above_adversarial"] == pytest.approx(
+            values["top5_independent"] - baseline
+        )
+
+
+def test_channel_sheets_show_the_natural_crops_and_the_path_check(quick):
+    settings = settings_of(quick, "neurons")
+    channels = [c for c in metrics_of(quick, "neurons")["cells"] if c["group"] == "channels"]
+    for cell in channels:
+        units = len(cell["spec"]["units"])
+        assert cell["labels"][1::4] == ["crop 1"] * units and len(cell["labels"]) == 4 * units
+        values = cell["metrics"]
+        floor, ceiling = values["path_unrelated"], values["path_natural"]
+        assert values["path_normalised"] == pytest.approx(
+            (values["path_similarity"] - floor) / (ceiling - floor)
+        )
+    assert settings["crops"]["count"] > 2 * settings["path_top_k"]
 
 
 def test_layer_robustness_rows_stay_in_the_ball(quick):

@@ -93,6 +93,8 @@ def test_the_quick_protocol_matches_weights_judges_blind_and_shuffles_its_sheets
         "content",
         "content+noise",
         "style",
+        "style+shuffle",
+        "style+blur",
         "content+checkerboard",
     }
     sheet = next(c for c in data["cells"] if c["group"] == "sheet")
@@ -108,33 +110,39 @@ def test_the_report_writes_a_markdown_summary_with_the_sheets(quick_run):
 
     assert main(["report", str(quick_run)]) == 0
     summary = (quick_run / "summary" / "summary.md").read_text()
-    assert "## headline" in summary and "Calibration ranked correctly by" in summary
+    assert "## headline" in summary and "Calibration ranked correctly: " in summary
     assert len(list((quick_run / "summary").glob("headline-sheet__*.png"))) == 1
 
 
-def test_the_summarys_calibration_line_names_the_metrics_that_ranked_right_or_none():
+def test_the_summarys_calibration_line_says_yes_or_no_with_the_broken_orders():
     from types import SimpleNamespace
 
     from paramviz.experiments.report.summary import calibration_lines
 
-    def lines(style_of_style: float, content_of_content: float) -> list[str]:
+    def lines(shuffled_style: float, noisy_content: float) -> list[str]:
         rows = {  # group "g": kind -> metrics, each metric's better kind first
-            "style": {"style_trunk": style_of_style, "content_trunk": 0.9},
-            "content": {"style_trunk": 0.8, "content_trunk": content_of_content},
-            "content+noise": {"style_trunk": 0.7},
+            "style": {"style_trunk": 0.0, "content_trunk": 0.9},
+            "style+shuffle": {"style_trunk": shuffled_style},
+            "content": {"style_trunk": 0.8, "content_trunk": 0.0},
+            "content+noise": {"style_trunk": 0.7, "content_trunk": noisy_content},
         }
         cell = SimpleNamespace(group="g", details={"calibration": rows})
         return calibration_lines(SimpleNamespace(record=SimpleNamespace(cells=[cell])))
 
-    assert lines(0.1, 0.0) == ["Calibration ranked correctly by: content_trunk, style_trunk."]
-    assert lines(0.75, 0.0) == [
-        "Calibration ranked correctly by: content_trunk.",
-        "- style_trunk broke: g: style 0.75 >= content+noise 0.7",
+    assert lines(0.3, 0.1) == [
+        "Calibration ranked correctly: yes, by all 2 metrics (content_trunk, style_trunk)."
+    ]
+    assert lines(0.75, 0.1) == [  # a shuffled copy of the style judged farther than the content
+        "Calibration ranked correctly: no, 1 of 2 metrics broke an order; ranked correctly by: "
+        "content_trunk.",
+        "- style_trunk broke: g: style+shuffle 0.75 >= content+noise 0.7",
     ]
     assert lines(0.9, 0.95) == [
-        "Calibration ranked correctly by: none.",
-        "- style_trunk broke: g: style 0.9 >= content 0.8; g: style 0.9 >= content+noise 0.7",
-        "- content_trunk broke: g: content 0.95 >= style 0.9",
+        "Calibration ranked correctly: no, 2 of 2 metrics broke an order; ranked correctly by: "
+        "none.",
+        "- style_trunk broke: g: style+shuffle 0.9 >= content 0.8; "
+        "g: style+shuffle 0.9 >= content+noise 0.7",
+        "- content_trunk broke: g: content+noise 0.95 >= style 0.9",
     ]
 
 

@@ -36,10 +36,14 @@ VARIES = ("style", "content")
 
 def fixed_networks(backbone_set: BackboneSet) -> tuple[str, str]:
     """``(content net, style net)``: a standard ResNet (Engstrom et al.) and its robust twin;
-    without a ResNet, the first standard member and its twin (or itself)."""
+    without a ResNet, the first standard network that is no VGG (the real set's Lite0: the
+    network style transfer is said to fail with), else the first standard member; and its twin
+    (or itself)."""
     members = backbone_set.members
     standard = [m for m in members if m.training == "standard"]
-    content = next((m for m in standard if m.arch.startswith("resnet")), standard[0])
+    not_vgg = [m for m in standard if not m.arch.startswith("vgg")]
+    resnets = [m for m in standard if m.arch.startswith("resnet")]
+    content = (resnets + not_vgg + standard)[0]
     twins = [m for m in members if m.family == content.family and m.training == "robust"]
     style = twins[0] if twins else content
     return content.name, style.name

@@ -27,7 +27,6 @@ over pairs of |seed 1 - seed 0|), the matched weight; then the search points and
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +45,7 @@ from paramviz.experiments.registry import (
 )
 from paramviz.experiments.runner import cell_id, cell_paths
 from paramviz.experiments.style_job import StyleBudget
-from paramviz.io import read_image, read_json
+from paramviz.io import read_json
 from paramviz.weights.local import TRUNK_NAME
 
 ROUTES = ("pixel", "fourier+decorrelate+mild", "pixel+smooth-tensor")
@@ -67,6 +66,7 @@ BUDGETS = {
     "testbed": StyleBudget(size=128, adam_steps=300, lbfgs_steps=0, pairs=3),
     "small": StyleBudget(size=96, adam_steps=300, lbfgs_steps=0, pairs=3),
     "imagenet": StyleBudget(size=256, adam_steps=300, lbfgs_steps=0, pairs=3),
+    "real": StyleBudget(size=128, adam_steps=300, lbfgs_steps=0, pairs=3),
 }
 """The protocol's floor: 3 pairs, at least 128 px where the networks allow, Adam 300 steps."""
 QUICK_BUDGET = StyleBudget(size=32, adam_steps=3, lbfgs_steps=0, pairs=1)
@@ -191,31 +191,22 @@ def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
 
 
 def contact_sheet(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
-    """The first seed's pictures of one pair, in a random order seeded by the seed and the pair,
-    numbered only."""
-    from paramviz.outputs import contact_sheet as tile
-
+    """The first seed's pictures of one pair, shuffled and numbered only."""
     content, style = cell.spec["pair"].split("+")
-    ids = [
-        (backbone, route, cell_id(cell.spec["pair"], backbone, route, f"seed{cell.spec['seed']}"))
+    entries = [
+        (
+            {"backbone": backbone, "route": route},
+            cell_id(cell.spec["pair"], backbone, route, f"seed{cell.spec['seed']}"),
+        )
         for backbone in settings["backbones"]
         for route in settings["routes"]
     ]
-    pair_key = zlib.crc32(cell.spec["pair"].encode())  # another order for every pair
-    order = np.random.default_rng([cell.spec["seed"], pair_key]).permutation(len(ids))
     folder = context.run_dir / HEADLINE.name
-    pictures = [read_image(cell_paths(folder, ids[i][2])[0]) for i in order]
-    labels = [f"#{n + 1}" for n in range(len(order))]
-    key = [
-        {"tile": labels[n], "backbone": ids[i][0], "route": ids[i][1]} for n, i in enumerate(order)
-    ]
-    return CellOutput(
-        tile(np.stack(pictures), labels, columns=len(settings["routes"])),
-        {},
-        {"content": content, "style": style},
-        None,
-        {"key": key},
+    output = style_job.unlabelled_sheet(
+        folder, entries, cell.spec["seed"], cell.spec["pair"], len(settings["routes"])
     )
+    output.inputs = {"content": content, "style": style}
+    return output
 
 
 def _main(records: Sequence[CellRecord]) -> list[CellRecord]:

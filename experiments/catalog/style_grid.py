@@ -22,12 +22,18 @@ from paramviz.experiments.registry import (
 from paramviz.experiments.runner import cell_id
 
 SUMMARY_KEYS = ("backbone", "prior", "optimizer")
+SHEET = "sheet"
+SET_PRIORS = {"real": ("pixel", "fourier+decorrelate+transforms", "pixel+smooth-tensor")}
+"""Sets whose grid keeps to the headline's routes (every prior of every network would not fit
+the real set's hour): pixels, Lucid's priors, SWAG's smoothing."""
+SHEETS = ("real",)
+"""Sets whose grids end with a shuffled, unlabelled sheet per group (their key in its details)."""
 
 
 def _grid_settings(context: RunContext, init: str) -> Settings:
     names = list(context.backbone_set.names)
     pairs = style_job.picture_pairs(context)
-    names_of_priors = list(priors.PRIORS)
+    names_of_priors = list(SET_PRIORS.get(context.backbone_set.name, priors.PRIORS))
     optimizers = priors.QUICK_OPTIMIZERS if context.quick else priors.OPTIMIZERS
     settings = style_job.style_settings(context) | {
         "init": init,
@@ -35,6 +41,7 @@ def _grid_settings(context: RunContext, init: str) -> Settings:
         "layers": style_job.layer_table(context, names, "avg"),
         "priors": priors.prior_settings(names_of_priors),
         "runs": priors.prior_optimizer_runs(names_of_priors, optimizers),
+        "sheets": context.backbone_set.name in SHEETS,
         "notes": [
             "L-BFGS is not run with random transforms: its line search needs a deterministic "
             "objective (paramviz.render.render)"
@@ -84,15 +91,37 @@ def plan(settings: Settings) -> list[Cell]:
                         spec=pictures | ({"calibrate": True} if first else {}),
                     )
                 )
+        if settings["sheets"]:
+            spec = {"stage": SHEET, "group": group}
+            cells.append(Cell(cell_id(SHEET, group), SHEET, "", "", "", settings["seed"], spec))
     return cells
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    if cell.group == SHEET:
+        return grid_sheet(context, settings, cell)
     return style_job.run_style_job(context, settings, style_job.StyleCell.from_cell(cell))
+
+
+def grid_sheet(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    """One group's pictures, shuffled and numbered only."""
+    group = cell.spec["group"]
+    entries = [
+        (
+            {"backbone": backbone, "route": f"{prior} {optimizer}"},
+            cell_id(group, backbone, prior, optimizer),
+        )
+        for backbone in settings["backbones"]
+        for prior, optimizer in settings["runs"]
+    ]
+    name = "style-grid" if "pairs" in settings else "texture-grid"
+    folder = context.run_dir / name
+    return style_job.unlabelled_sheet(folder, entries, cell.seed, group, len(settings["runs"]))
 
 
 def style_rows(settings: Settings, records) -> list[dict]:
     """Means over the picture pairs, per backbone × prior × optimizer, then the calibration."""
+    records = [r for r in records if r.group != SHEET]
     names = style_job.metric_names(records)
     return style_job.mean_rows(records, SUMMARY_KEYS, names) + style_job.calibration_rows(records)
 

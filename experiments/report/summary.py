@@ -19,6 +19,8 @@ from paramviz.experiments.report.load import Experiment, Run, as_run
 from paramviz.experiments.style_job import calibrations
 
 COLUMNS = (
+    "group",
+    "varies",
     "backbone",
     "prior",
     "optimizer",
@@ -26,14 +28,32 @@ COLUMNS = (
     "stage",
     "content_weight",
     "R",
+    "published_R",
+    "R_style_rank_correlation",
+    "style_distance_spread",
+    "content_distance_spread",
+    "transfer_robustness",
+    "top5_independent",
+    "top5_independent_held_out",
+    "top5_above_adversarial",
+    "top5_above_adversarial_held_out",
+    "top5_self",
+    "path_similarity",
+    "path_natural",
+    "path_unrelated",
+    "path_normalised",
     "style_distance",
     "style_trunk",
     "style_resnet",
     "style_vgg",
+    "style_lite1",
+    "style_lite2",
     "style_trunk_seen",
     "content_distance",
     "content_trunk",
     "content_resnet",
+    "content_lite1",
+    "content_lite2",
     "checkerboard_colour",
     "checkerboard_local",
     "high_frequency_colour",
@@ -63,16 +83,23 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] = COLUMNS) -
 
 
 def calibration_lines(experiment: Experiment) -> list[str]:
-    """Per metric with an order: ranked right, or the orders it broke."""
+    """Whether every metric with orders ranked the calibration pictures right: "yes", or "no"
+    with the metrics that did and the orders the others broke."""
     found = calibrations(experiment.record.cells)
     if not found:
         return []
-    report = calibration.check(found, judges.metric_order)
+    report = calibration.check(found, judges.metric_orders)
     good = sorted(metric for metric, broken in report.items() if not broken)
-    lines = [f"Calibration ranked correctly by: {', '.join(good) or 'none'}."]
-    lines += [
-        f"- {metric} broke: {'; '.join(broken)}" for metric, broken in report.items() if broken
+    failed = {metric: broken for metric, broken in report.items() if broken}
+    if not failed:
+        return [
+            f"Calibration ranked correctly: yes, by all {len(good)} metrics ({', '.join(good)})."
+        ]
+    lines = [
+        f"Calibration ranked correctly: no, {len(failed)} of {len(report)} metrics broke an "
+        f"order; ranked correctly by: {', '.join(good) or 'none'}."
     ]
+    lines += [f"- {metric} broke: {'; '.join(broken)}" for metric, broken in failed.items()]
     return lines
 
 

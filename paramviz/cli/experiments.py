@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=WEIGHTS_SETS,
         default="small",
         help="the networks compared: the fetched ImageNet networks, the small pairs trained "
-        "offline, or the wider trained test bed (each with the real VGG-19 trunk if present)",
+        "offline, the wider trained test bed (each with the real VGG-19 trunk if present), or "
+        "real: the VGG-19 trunk and EfficientNet-Lite0 beside their robust twins, judged by "
+        "Lite1 and Lite2",
     )
     run.add_argument(
         "--quick",
