@@ -239,7 +239,8 @@ def judged_rates(
     classes: list[int],
 ) -> dict[str, float]:
     """Per judge, the top-k rate of ``classes`` on the pictures as they are (``top5_<judge>``)
-    and under the held-out transforms (``top5_<judge>_held_out``, over their draws)."""
+    and under the held-out transforms (``top5_<judge>_held_out``, over their draws), and the
+    judges' means (``top5_independent``, ``top5_independent_held_out``)."""
     k, draws = settings["top_k"], settings["held_out_draws"]
     moved = np.concatenate(
         [
@@ -254,13 +255,10 @@ def judged_rates(
         values[f"top5_{judge}_held_out"] = metrics.top_k_recognised(
             net, moved, classes * draws, k
         ).rate
+    for suffix in ("", "_held_out"):
+        rates = [values[f"top5_{judge}{suffix}"] for judge in judges]
+        values[f"top5_independent{suffix}"] = float(np.mean(rates))
     return values
-
-
-def independent(values: dict[str, float], judges: list[str], suffix: str = "") -> float | None:
-    """The mean over the independent judges of their ``top5_<judge><suffix>`` rates."""
-    rates = [values[f"top5_{judge}{suffix}"] for judge in judges]
-    return float(np.mean(rates)) if rates else None
 
 
 def class_recognition(
@@ -283,8 +281,6 @@ def class_recognition(
     if not judges:
         return values
     values |= judged_rates(context, settings, judges, images, classes)
-    values["top5_independent"] = independent(values, judges)
-    values["top5_independent_held_out"] = independent(values, judges, "_held_out")
     baseline = adversarial_record(context, cell.backbone).metrics
     for suffix in ("", "_held_out"):
         values[f"top5_above_adversarial{suffix}"] = (
@@ -322,8 +318,6 @@ def adversarial_cell(context: RunContext, settings: Settings, cell: Cell) -> Cel
     examples, targets = baseline.examples, baseline.classes.tolist()
     values = {"top5_self": baseline.own_rate}
     values |= judged_rates(context, settings, judges, examples, targets)
-    values["top5_independent"] = independent(values, judges)
-    values["top5_independent_held_out"] = independent(values, judges, "_held_out")
     values |= {f"top5_{judge}_clean": rate for judge, rate in baseline.clean_rates.items()}
     member = context.backbone_set.member(cell.backbone)
     labels = [
