@@ -254,6 +254,23 @@ def start_picture(content: np.ndarray | None, noise: float, seed: int) -> np.nda
     return content[None]
 
 
+SHEET = "sheet"
+SHEET_SETS = ("real",)
+"""Weights sets whose style experiments end with shuffled, unlabelled sheets (key in details)."""
+
+
+def wants_sheets(context: RunContext) -> bool:
+    """Whether this run's style experiments end with sheets (the ``sheets`` setting)."""
+    return context.backbone_set.name in SHEET_SETS
+
+
+def sheet_cell(group: str, seed: int) -> Cell:
+    """The cell that tiles ``group``'s finished pictures into one unlabelled sheet."""
+    from paramviz.experiments.runner import cell_id
+
+    return Cell(cell_id(SHEET, group), SHEET, "", "", "", seed, {"stage": SHEET, "group": group})
+
+
 def unlabelled_sheet(
     folder: Path, entries: Sequence[tuple[dict[str, str], str]], seed: int, group: str, columns: int
 ) -> CellOutput:

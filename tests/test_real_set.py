@@ -114,3 +114,13 @@ def test_without_the_trunk_the_real_set_says_where_it_should_lie(monkeypatch):
     monkeypatch.setattr(backbone_sets, "real_vgg_trunk", lambda: None)
     with pytest.raises(UserError, match="the real weights set needs the VGG-19 trunk"):
         backbone_sets.resolve("real")
+
+
+@pytest.mark.parametrize("name", ["single-layer-style", "content-vs-style-net"])
+def test_the_real_style_experiments_end_with_unlabelled_sheets(context, name):
+    experiment = experiments()[name]
+    cells = experiment.plan(experiment.settings(context))
+    sheets = [c for c in cells if c.group == "sheet"]
+    pairs = {f"{c.spec['content']}+{c.spec['style']}" for c in cells if c.group != "sheet"}
+    assert sheets and {c.spec["group"] for c in sheets} == pairs
+    assert len({c.id for c in cells}) == len(cells)

@@ -62,6 +62,7 @@ def settings(context: RunContext) -> Settings:
         "pairs": style_job.picture_pairs(context),
         "fixed_content_net": content_net,
         "fixed_style_net": style_net,
+        "sheets": style_job.wants_sheets(context),
     }
 
 
@@ -92,10 +93,26 @@ def plan(settings: Settings) -> list[Cell]:
                         spec=spec,
                     )
                 )
+        if settings["sheets"]:
+            cells.append(style_job.sheet_cell(pair, settings["seed"]))
     return cells
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    if cell.group == style_job.SHEET:
+        pair = cell.spec["group"]
+        entries = [
+            (
+                {"backbone": backbone, "route": f"{varies} network varies"},
+                cell_id(pair, f"{varies}-varies", backbone),
+            )
+            for varies in VARIES
+            for backbone in settings["backbones"]
+        ]
+        folder = context.run_dir / CONTENT_VS_STYLE_NET.name
+        return style_job.unlabelled_sheet(
+            folder, entries, cell.seed, pair, len(settings["backbones"])
+        )
     return style_job.run_style_job(context, settings, style_job.StyleCell.from_cell(cell))
 
 
@@ -109,7 +126,8 @@ def rows(settings: Settings, records) -> list[dict]:
     the calibration rows."""
     groups: dict[str, list] = {}
     for record in records:
-        groups.setdefault(record.group, []).append(record)
+        if record.group != style_job.SHEET:
+            groups.setdefault(record.group, []).append(record)
     return [
         {
             "group": group,

@@ -51,6 +51,7 @@ def settings(context: RunContext) -> Settings:
         "optimizer": priors.QUICK_OPTIMIZERS[0] if context.quick else OPTIMIZER,
         "pair": style_job.picture_pairs(context)[0],
         "robustness": attack_settings(context),
+        "sheets": style_job.wants_sheets(context),
     }
 
 
@@ -58,6 +59,7 @@ def plan(settings: Settings) -> list[Cell]:
     content, style = settings["pair"]
     backbone0 = settings["backbones"][0]
     first = (backbone0, settings["single_layers"][backbone0][0])  # also measures the calibration
+    sheets = [style_job.sheet_cell(f"{content}+{style}", settings["seed"])]
     return [
         Cell(
             id=cell_id(backbone, layer),
@@ -71,10 +73,19 @@ def plan(settings: Settings) -> list[Cell]:
         )
         for backbone in settings["backbones"]
         for layer in settings["single_layers"][backbone]
-    ]
+    ] + (sheets if settings["sheets"] else [])
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
+    if cell.group == style_job.SHEET:
+        entries = [
+            ({"backbone": backbone, "route": layer}, cell_id(backbone, layer))
+            for backbone in settings["backbones"]
+            for layer in settings["single_layers"][backbone]
+        ]
+        folder = context.run_dir / SINGLE_LAYER_STYLE.name
+        columns = max(len(layers) for layers in settings["single_layers"].values())
+        return style_job.unlabelled_sheet(folder, entries, cell.seed, cell.spec["group"], columns)
     layer = cell.spec["layer"]
     job = style_job.StyleCell.from_cell(cell, style_layers=(layer,))
     output = style_job.run_style_job(context, settings, job)
@@ -107,6 +118,7 @@ def rank_correlation(x: list[float], y: list[float]) -> float | None:
 
 def rows(settings: Settings, records: list[CellRecord]) -> list[dict]:
     """R beside the style distance per layer, and per backbone their rank correlation."""
+    records = [r for r in records if r.group != style_job.SHEET]
     table = [
         {
             "backbone": r.backbone,

@@ -22,12 +22,9 @@ from paramviz.experiments.registry import (
 from paramviz.experiments.runner import cell_id
 
 SUMMARY_KEYS = ("backbone", "prior", "optimizer")
-SHEET = "sheet"
 SET_PRIORS = {"real": ("pixel", "fourier+decorrelate+transforms", "pixel+smooth-tensor")}
 """Sets whose grid keeps to the headline's routes (every prior of every network would not fit
 the real set's hour): pixels, Lucid's priors, SWAG's smoothing."""
-SHEETS = ("real",)
-"""Sets whose grids end with a shuffled, unlabelled sheet per group (their key in its details)."""
 
 
 def _grid_settings(context: RunContext, init: str) -> Settings:
@@ -41,7 +38,7 @@ def _grid_settings(context: RunContext, init: str) -> Settings:
         "layers": style_job.layer_table(context, names, "avg"),
         "priors": priors.prior_settings(names_of_priors),
         "runs": priors.prior_optimizer_runs(names_of_priors, optimizers),
-        "sheets": context.backbone_set.name in SHEETS,
+        "sheets": style_job.wants_sheets(context),
         "notes": [
             "L-BFGS is not run with random transforms: its line search needs a deterministic "
             "objective (paramviz.render.render)"
@@ -92,13 +89,12 @@ def plan(settings: Settings) -> list[Cell]:
                     )
                 )
         if settings["sheets"]:
-            spec = {"stage": SHEET, "group": group}
-            cells.append(Cell(cell_id(SHEET, group), SHEET, "", "", "", settings["seed"], spec))
+            cells.append(style_job.sheet_cell(group, settings["seed"]))
     return cells
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
-    if cell.group == SHEET:
+    if cell.group == style_job.SHEET:
         return grid_sheet(context, settings, cell)
     return style_job.run_style_job(context, settings, style_job.StyleCell.from_cell(cell))
 
@@ -121,7 +117,7 @@ def grid_sheet(context: RunContext, settings: Settings, cell: Cell) -> CellOutpu
 
 def style_rows(settings: Settings, records) -> list[dict]:
     """Means over the picture pairs, per backbone × prior × optimizer, then the calibration."""
-    records = [r for r in records if r.group != SHEET]
+    records = [r for r in records if r.group != style_job.SHEET]
     names = style_job.metric_names(records)
     return style_job.mean_rows(records, SUMMARY_KEYS, names) + style_job.calibration_rows(records)
 
