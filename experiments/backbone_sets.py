@@ -398,25 +398,29 @@ def _registry_member(
 
 def _real_stand_ins() -> tuple[tuple[Member, ...], tuple[Member, ...]]:
     """Random networks with the real set's names, architectures and roles (few classes)."""
-    trunk = ("vgg19", (("last_layer", "relu3_1"),), None)
-    lite = (("num_classes", QUICK_CLASSES),)
 
-    def stand_in(name: str, family: str, training: str, arch: tuple, seed: int) -> Member:
+    def stand_in(name: str, family: str, training: str, seed: int) -> Member:
+        classifier = not family.startswith("vgg")  # the trunk stand-in stops at relu3_1
         return Member(
-            name, arch[0], family, training, None, QUICK_REAL_SIZE, arch[2], None, arch[1], seed,
-            f"stand-in for {name}",
-        )  # fmt: skip
-
-    def arch_of(name: str) -> tuple:
-        return trunk if name.startswith("vgg") else (name.replace("-", "_"), lite, QUICK_CLASSES)
+            name=name,
+            arch=family.replace("-", "_") if classifier else "vgg19",
+            family=family,
+            training=training,
+            path=None,
+            input_size=QUICK_REAL_SIZE,
+            num_classes=QUICK_CLASSES if classifier else None,
+            options=(("num_classes", QUICK_CLASSES),)
+            if classifier
+            else (("last_layer", "relu3_1"),),
+            seed=seed,
+            note=f"stand-in for {name}",
+        )
 
     members = tuple(
-        stand_in(name, family, training, arch_of(family), TRAININGS.index(training))
+        stand_in(name, family, training, TRAININGS.index(training))
         for name, family, training, _ in REAL_MEMBERS
     )
-    judges = tuple(
-        stand_in(name, name, "standard", arch_of(name), 2 + i) for i, name in enumerate(REAL_JUDGES)
-    )
+    judges = tuple(stand_in(name, name, "standard", 2 + i) for i, name in enumerate(REAL_JUDGES))
     return members, judges
 
 

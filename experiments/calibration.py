@@ -64,21 +64,17 @@ def shuffled_tiles(image: np.ndarray, seed: int = 0, grid: int = SHUFFLE_GRID) -
     """``image`` cut into ``grid`` x ``grid`` tiles put back in a seeded random order (a
     derangement: no tile stays in place); trailing rows and columns that do not fill a tile are
     kept."""
-    height, width = (side - side % grid for side in image.shape[:2])
-    th, tw = height // grid, width // grid
-    tiles = [
-        image[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
-        for r in range(grid)
-        for c in range(grid)
-    ]
+    th, tw = (side // grid for side in image.shape[:2])
+    height, width = th * grid, tw * grid
+    tiles = image[:height, :width].reshape(grid, th, grid, tw, -1).swapaxes(1, 2)
+    tiles = tiles.reshape(grid * grid, th, tw, -1)
     generator = np.random.default_rng(seed)
     order = generator.permutation(len(tiles))
     while np.any(order == np.arange(len(tiles))):
         order = generator.permutation(len(tiles))
     out = np.array(image, np.float32)
-    for position, source in enumerate(order):
-        r, c = divmod(position, grid)
-        out[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = tiles[source]
+    shuffled = tiles[order].reshape(grid, grid, th, tw, -1).swapaxes(1, 2)
+    out[:height, :width] = shuffled.reshape(height, width, -1)
     return out
 
 

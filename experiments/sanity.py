@@ -174,6 +174,9 @@ class PathCheck:
     pictures: np.ndarray  # (P,) path similarity of each checked picture
     natural: float  # held-out natural drivers (crops ranked k+1..2k, against the top k)
     unrelated: float  # the pool's crops outside the top 2k
+    drivers: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, int))
+    """The pool's crops by how strongly they drive the unit, strongest first (what
+    :func:`check_units` ranked them by, so a caller can show them without a second pass)."""
 
     @property
     def normalised(self) -> np.ndarray:
@@ -230,6 +233,7 @@ def check_units(
                 pictures=score(rows(checked, path, own)),
                 natural=float(score(rows(pool, path, ranked[k : 2 * k])).mean()),
                 unrelated=float(score(rows(pool, path, ranked[2 * k :])).mean()),
+                drivers=ranked,
             )
         )
     return checks

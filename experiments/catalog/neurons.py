@@ -347,10 +347,9 @@ def beside_natural_crops(
         for layer, _, channel in (u.rpartition(":") for u in cell.spec["units"])
     ]
     checks = sanity.check_units(backbone, units, images, crops, settings["path_top_k"])
-    top = sanity.top_crops(backbone, units, crops, CROPS_SHOWN)
     tiles, sheet_labels = [], []
-    for i, label in enumerate(labels):
-        tiles += [images[i], *crops.images[top[i]]]
+    for image, label, check in zip(images, labels, checks, strict=True):
+        tiles += [image, *crops.images[check.drivers[:CROPS_SHOWN]]]
         sheet_labels += [label] + [f"crop {n + 1}" for n in range(CROPS_SHOWN)]
     similarity, natural, unrelated = (
         float(np.mean(values))

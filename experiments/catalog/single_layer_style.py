@@ -59,8 +59,7 @@ def plan(settings: Settings) -> list[Cell]:
     content, style = settings["pair"]
     backbone0 = settings["backbones"][0]
     first = (backbone0, settings["single_layers"][backbone0][0])  # also measures the calibration
-    sheets = [style_job.sheet_cell(f"{content}+{style}", settings["seed"])]
-    return [
+    cells = [
         Cell(
             id=cell_id(backbone, layer),
             group=backbone,
@@ -73,7 +72,10 @@ def plan(settings: Settings) -> list[Cell]:
         )
         for backbone in settings["backbones"]
         for layer in settings["single_layers"][backbone]
-    ] + (sheets if settings["sheets"] else [])
+    ]
+    if settings["sheets"]:
+        cells.append(style_job.sheet_cell(f"{content}+{style}", settings["seed"]))
+    return cells
 
 
 def run_cell(context: RunContext, settings: Settings, cell: Cell) -> CellOutput:
